@@ -1,0 +1,45 @@
+# `make test` and `make example` do all set-up on a fresh machine: a virtual environment in .venv,
+# MindSpore and the test tools, then this package built and installed in editable mode.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEPS := $(VENV)/.deps-installed
+BUILT := $(VENV)/.package-built
+SOURCES := $(wildcard csrc/*.cpp csrc/*.h) setup.py pyproject.toml
+PYTEST_ARGS ?=
+
+.PHONY: all build test example sanitize bench clean
+
+all: test
+
+$(DEPS): requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+$(BUILT): $(DEPS) $(SOURCES)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+build: $(BUILT)
+
+test: $(BUILT)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+
+example: $(BUILT)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) examples/lenet5.py
+
+bench: $(BUILT)
+	$(PY) benchmarks/bench_kernel.py
+	$(PY) benchmarks/bench_train.py
+
+# The kernel tests under AddressSanitizer and UndefinedBehaviorSanitizer (docs/usage.md#sanitizers).
+sanitize: $(DEPS)
+	rm -rf build/sanitize && MINDSPORE_OFFLOAD_SANITIZE=1 $(PY) setup.py -q build_ext --build-temp build/sanitize \
+		--build-lib build/sanitize/lib
+	cp mindspore_offload/*.py build/sanitize/lib/mindspore_offload/
+	cd build/sanitize/lib && ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
+		PYTHONPATH=. $(CURDIR)/$(PY) -m pytest -p no:cacheprovider -q $(CURDIR)/tests/test_kernel.py $(CURDIR)/tests/test_kernel_errors.py
+
+clean:
+	rm -rf build *.egg-info mindspore_offload/*.so $(BUILT)

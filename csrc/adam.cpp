@@ -1,0 +1,75 @@
+// One Adam step over a whole buffer: coefficients, level, threads and the optional lock.
+#include <xmmintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <mutex>
+
+#include "adam.h"
+#include "dispatch.h"
+#include "threadpool.h"
+#include "tuning.h"
+
+namespace mso {
+namespace {
+
+std::mutex& lock_for(const float* state) {
+  static std::mutex stripes[64];
+  return stripes[(reinterpret_cast<std::uintptr_t>(state) >> 6) % 64];
+}
+
+struct Job {
+  float* m;
+  float* v;
+  const float* grad;
+  float* delta;
+  std::size_t n;
+  std::size_t chunk;
+  AdamCoeffs k;
+  AdamKernel kernel;
+  bool nesterov;
+  bool stream;
+  unsigned csr;  // the caller's floating-point control word, so workers round as it does
+};
+
+void run_chunk(void* ctx, int index) {
+  const Job& j = *static_cast<const Job*>(ctx);
+  const std::size_t begin = static_cast<std::size_t>(index) * j.chunk;
+  if (begin >= j.n) return;
+  const std::size_t len = std::min(j.chunk, j.n - begin);
+  const unsigned saved = _mm_getcsr();
+  _mm_setcsr(j.csr);
+  j.kernel(j.m + begin, j.v + begin, j.grad + begin, j.delta + begin, len, j.k, j.nesterov, j.stream);
+  _mm_setcsr(saved);
+}
+
+}  // namespace
+
+AdamCoeffs adam_coeffs(const AdamHyper& h) {
+  // MindSpore's AdamNoUpdateParam: lr = lr * sqrt(1 - beta2_power) / (1 - beta1_power), in float.
+  const float lr_t = h.lr * std::sqrt(1.0f - h.beta2_power) / (1.0f - h.beta1_power);
+  return AdamCoeffs{h.beta1, h.beta2, 1.0f - h.beta1, 1.0f - h.beta2, -lr_t, h.eps};
+}
+
+void adam_run(float* m, float* v, const float* grad, float* delta, std::size_t n, const AdamHyper& h,
+              bool use_locking) {
+  if (n == 0) return;
+  const Tuning t = tuning();
+  Job job{m, v, grad, delta, n, n, adam_coeffs(h), kernel_for(active_isa()), h.nesterov,
+          n >= t.stream_min && (reinterpret_cast<std::uintptr_t>(delta) & 3) == 0, _mm_getcsr()};
+  std::unique_lock<std::mutex> lock;
+  if (use_locking) lock = std::unique_lock<std::mutex>(lock_for(m));
+
+  const std::size_t by_size = std::max<std::size_t>(1, n / std::max<std::size_t>(1, t.grain));
+  const int tasks = static_cast<int>(std::min<std::size_t>(get_num_threads(), by_size));
+  if (tasks <= 1) {
+    job.kernel(m, v, grad, delta, n, job.k, job.nesterov, job.stream);
+    return;
+  }
+  // Equal chunks on 64-byte boundaries, so no two threads write the same cache line.
+  job.chunk = ((n + tasks - 1) / tasks + 15) / 16 * 16;
+  parallel_run(tasks, run_chunk, &job);
+}
+
+}  // namespace mso

@@ -1,0 +1,50 @@
+// The host Adam kernel of mindspore-offload: plain pointers, a length and a few floats.
+// Nothing here knows about MindSpore, NumPy or pybind11.
+#pragma once
+
+#include <cstddef>
+
+namespace mso {
+
+// The hyper-parameters of one step, as ops.AdamNoUpdateParam takes them.
+// beta1_power and beta2_power are beta^t for this step (already multiplied).
+struct AdamHyper {
+  float lr;
+  float beta1;
+  float beta2;
+  float eps;
+  float beta1_power;
+  float beta2_power;
+  bool nesterov;
+};
+
+// What every instruction-set level computes with; derived once per call from AdamHyper.
+struct AdamCoeffs {
+  float beta1;
+  float beta2;
+  float one_minus_beta1;
+  float one_minus_beta2;
+  float neg_lr;  // -lr * sqrt(1 - beta2_power) / (1 - beta1_power), rounded as MindSpore does
+  float eps;
+};
+
+// One level's kernel: updates m and v in place over [0, n) and writes delta.
+// stream: write delta with non-temporal stores (only worth it far past the cache).
+using AdamKernel = void (*)(float* m, float* v, const float* grad, float* delta, std::size_t n,
+                            const AdamCoeffs& k, bool nesterov, bool stream);
+
+void adam_step_scalar(float* m, float* v, const float* grad, float* delta, std::size_t n,
+                      const AdamCoeffs& k, bool nesterov, bool stream);
+void adam_step_avx2(float* m, float* v, const float* grad, float* delta, std::size_t n,
+                    const AdamCoeffs& k, bool nesterov, bool stream);
+void adam_step_avx512(float* m, float* v, const float* grad, float* delta, std::size_t n,
+                      const AdamCoeffs& k, bool nesterov, bool stream);
+
+AdamCoeffs adam_coeffs(const AdamHyper& h);
+
+// The whole step: coefficients, level, threads, optional lock on this state.
+// The caller has checked the sizes, the aliasing and that beta1_power != 1.
+void adam_run(float* m, float* v, const float* grad, float* delta, std::size_t n, const AdamHyper& h,
+              bool use_locking);
+
+}  // namespace mso

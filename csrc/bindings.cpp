@@ -1,0 +1,131 @@
+// The Python face of the kernel (mindspore_offload._C). It checks buffers and translates errors;
+// hyper-parameters are checked in mindspore_offload/kernel.py before they get here.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "adam.h"
+#include "dispatch.h"
+#include "probe.h"
+#include "threadpool.h"
+#include "tuning.h"
+
+namespace py = pybind11;
+
+namespace {
+
+struct Buffer {
+  const char* name;
+  py::array array;
+  bool writes;
+};
+
+std::string where(const char* name) { return std::string("For 'adam_delta', the '") + name + "'"; }
+
+// Every check, for every buffer, before anything is written.
+void check_buffers(const std::vector<Buffer>& buffers) {
+  const auto& first = buffers.front();
+  for (const Buffer& b : buffers) {
+    if (!b.array.dtype().is(py::dtype::of<float>())) {
+      throw py::type_error(where(b.name) + " must be a float32 array, but got dtype " +
+                           std::string(py::str(b.array.dtype())) + ". Convert it with .astype(numpy.float32).");
+    }
+    if (b.array.size() != first.array.size()) {
+      throw py::value_error(where(b.name) + " must have as many elements as '" + first.name + "' (" +
+                            std::to_string(first.array.size()) + "), but has " + std::to_string(b.array.size()) +
+                            ".");
+    }
+    if (!(b.array.flags() & py::array::c_style)) {
+      throw py::value_error(where(b.name) + " must be C-contiguous, but is a strided view; pass a contiguous "
+                            "array (numpy.ascontiguousarray) and keep that array as the state.");
+    }
+    if (b.writes && !b.array.writeable()) {
+      throw py::value_error(where(b.name) + " is read-only, but it is written in place; pass a writeable array.");
+    }
+  }
+  for (std::size_t i = 0; i < buffers.size(); ++i) {
+    for (std::size_t j = i + 1; j < buffers.size(); ++j) {
+      const auto& a = buffers[i].array;
+      const auto& b = buffers[j].array;
+      if (a.nbytes() == 0 || b.nbytes() == 0) continue;
+      const auto a0 = reinterpret_cast<std::uintptr_t>(a.data());
+      const auto b0 = reinterpret_cast<std::uintptr_t>(b.data());
+      if (a0 < b0 + static_cast<std::uintptr_t>(b.nbytes()) && b0 < a0 + static_cast<std::uintptr_t>(a.nbytes())) {
+        throw py::value_error(where(buffers[i].name) + " and '" + buffers[j].name +
+                              "' share memory; each must be a separate array.");
+      }
+    }
+  }
+}
+
+void adam_delta(py::array m, py::array v, py::array grad, py::array out, float lr, float beta1, float beta2,
+                float eps, float beta1_power, float beta2_power, bool nesterov, bool use_locking) {
+  check_buffers({{"m", m, true}, {"v", v, true}, {"grad", grad, false}, {"out", out, true}});
+  if (beta1_power == 1.0f) {
+    throw py::value_error("For 'adam_delta', the 'beta1_power' must not be 1 (no step taken yet); pass beta1**t "
+                          "for step t >= 1.");
+  }
+  const mso::AdamHyper h{lr, beta1, beta2, eps, beta1_power, beta2_power, nesterov};
+  auto* mp = static_cast<float*>(m.mutable_data());
+  auto* vp = static_cast<float*>(v.mutable_data());
+  auto* gp = static_cast<const float*>(grad.data());
+  auto* dp = static_cast<float*>(out.mutable_data());
+  const auto n = static_cast<std::size_t>(m.size());
+  py::gil_scoped_release release;
+  mso::adam_run(mp, vp, gp, dp, n, h, use_locking);
+}
+
+void bandwidth_probe(py::array m, py::array v, py::array grad, py::array out, bool stream) {
+  check_buffers({{"m", m, true}, {"v", v, true}, {"grad", grad, false}, {"out", out, true}});
+  auto* mp = static_cast<float*>(m.mutable_data());
+  auto* vp = static_cast<float*>(v.mutable_data());
+  auto* gp = static_cast<const float*>(grad.data());
+  auto* dp = static_cast<float*>(out.mutable_data());
+  const auto n = static_cast<std::size_t>(m.size());
+  py::gil_scoped_release release;
+  mso::bandwidth_probe(mp, vp, gp, dp, n, stream);
+}
+
+std::vector<std::string> available_isas() {
+  std::vector<std::string> names;
+  for (mso::Isa isa : mso::available_isas()) names.emplace_back(mso::isa_name(isa));
+  return names;
+}
+
+void set_isa(const std::string& name) {
+  mso::Isa isa;
+  if (!mso::isa_from_name(name, &isa)) {
+    throw py::value_error("The 'isa' must be one of 'avx512', 'avx2', 'scalar', but got '" + name + "'.");
+  }
+  if (!mso::isa_supported(isa)) {
+    throw py::value_error("The 'isa' '" + name + "' is not supported by this CPU; choose one of available_isas().");
+  }
+  mso::set_active_isa(isa);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, mod) {
+  mod.doc() = "mindspore-offload's host Adam kernel (private; use mindspore_offload.kernel).";
+  mod.def("adam_delta", &adam_delta, py::arg("m"), py::arg("v"), py::arg("grad"), py::arg("out"), py::arg("lr"),
+          py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("beta1_power"), py::arg("beta2_power"),
+          py::arg("nesterov"), py::arg("use_locking") = false);
+  mod.def("bandwidth_probe", &bandwidth_probe, py::arg("m"), py::arg("v"), py::arg("grad"), py::arg("out"),
+          py::arg("stream"));
+  mod.def("available_isas", &available_isas);
+  mod.def("active_isa", [] { return std::string(mso::isa_name(mso::active_isa())); });
+  mod.def("set_isa", &set_isa, py::arg("name"));
+  mod.def("isa_env_error", [] { return mso::isa_env_error(); });
+  mod.def("get_num_threads", &mso::get_num_threads);
+  mod.def("set_num_threads", &mso::set_num_threads, py::arg("n"));
+  mod.def("get_tuning", [] {
+    const mso::Tuning t = mso::tuning();
+    return py::make_tuple(t.grain, t.stream_min);
+  });
+  mod.def("set_tuning", [](std::size_t grain, std::size_t stream_min) { mso::set_tuning({grain, stream_min}); },
+          py::arg("grain"), py::arg("stream_min"));
+}

@@ -1,0 +1,99 @@
+#include "dispatch.h"
+
+#include <atomic>
+#include <cstdlib>
+
+namespace mso {
+namespace {
+
+bool cpu_has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
+}
+
+struct State {
+  std::atomic<int> active{0};
+  std::string env_error;
+
+  State() {
+    Isa best = available_isas().front();
+    const char* env = std::getenv("MINDSPORE_OFFLOAD_ISA");
+    if (env != nullptr && *env != '\0') {
+      Isa forced;
+      if (!isa_from_name(env, &forced)) {
+        env_error = std::string("MINDSPORE_OFFLOAD_ISA must be one of 'avx512', 'avx2', 'scalar', but got '") +
+                    env + "'. Unset it to choose the best level automatically.";
+      } else if (!isa_supported(forced)) {
+        env_error = std::string("MINDSPORE_OFFLOAD_ISA='") + env +
+                    "' is not supported by this CPU; the levels available here are: ";
+        for (Isa isa : available_isas()) env_error += std::string(isa_name(isa)) + " ";
+        env_error += "- choose one of them or unset it.";
+      } else {
+        best = forced;
+      }
+    }
+    active.store(static_cast<int>(best));
+  }
+};
+
+State& state() {
+  static State s;
+  return s;
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return "avx512";
+    case Isa::kAvx2: return "avx2";
+    default: return "scalar";
+  }
+}
+
+bool isa_from_name(const std::string& name, Isa* out) {
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kScalar}) {
+    if (name == isa_name(isa)) {
+      *out = isa;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool isa_supported(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return cpu_has_avx512();
+    case Isa::kAvx2: return cpu_has_avx2();
+    default: return true;
+  }
+}
+
+std::vector<Isa> available_isas() {
+  std::vector<Isa> out;
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kScalar}) {
+    if (isa_supported(isa)) out.push_back(isa);
+  }
+  return out;
+}
+
+Isa active_isa() { return static_cast<Isa>(state().active.load(std::memory_order_relaxed)); }
+
+void set_active_isa(Isa isa) { state().active.store(static_cast<int>(isa)); }
+
+AdamKernel kernel_for(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512: return adam_step_avx512;
+    case Isa::kAvx2: return adam_step_avx2;
+    default: return adam_step_scalar;
+  }
+}
+
+const std::string& isa_env_error() { return state().env_error; }
+
+}  // namespace mso

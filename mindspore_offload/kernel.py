@@ -1,0 +1,174 @@
+"""The host Adam kernel, on NumPy arrays.
+
+This is the engine under :class:`mindspore_offload.AdamOffload`: one pass over a parameter's gradient
+that updates the moments in place and returns the step to add to the parameter, exactly as MindSpore's
+``ops.AdamNoUpdateParam`` computes it. It runs at the widest instruction-set level this CPU offers
+(AVX-512, AVX2 with FMA, or portable scalar code), chosen once at import, and splits large arrays over
+a persistent pool of threads with the GIL released. Every level and every thread count gives the same
+bits.
+
+Environment:
+    MINDSPORE_OFFLOAD_ISA: force a level ("avx512", "avx2" or "scalar"). An unknown name, or one this CPU
+        lacks, fails the import with a ValueError naming the allowed values.
+    MINDSPORE_OFFLOAD_NUM_THREADS: the number of threads (default: the CPUs this process may run on).
+"""
+import math
+import numbers
+import os
+
+import numpy as np
+
+from mindspore_offload import _C
+
+__all__ = [
+    "adam_delta",
+    "available_isas",
+    "active_isa",
+    "set_isa",
+    "get_num_threads",
+    "set_num_threads",
+    "library_path",
+]
+
+ISAS = ("avx512", "avx2", "scalar")
+
+
+def _fail_on_bad_environment():
+    error = _C.isa_env_error()
+    if error:
+        raise ValueError(error)
+    threads = os.environ.get("MINDSPORE_OFFLOAD_NUM_THREADS", "").strip()
+    if threads:
+        if not threads.isdigit() or int(threads) < 1:
+            raise ValueError(f"MINDSPORE_OFFLOAD_NUM_THREADS must be a whole number >= 1, but got '{threads}'. "
+                             "Unset it to use every CPU this process may run on.")
+        _C.set_num_threads(int(threads))
+
+
+_fail_on_bad_environment()
+
+
+def available_isas():
+    """The instruction-set levels this CPU can run, best first, from "avx512", "avx2", "scalar"."""
+    return list(_C.available_isas())
+
+
+def active_isa():
+    """The level the kernel runs at now."""
+    return _C.active_isa()
+
+
+def set_isa(name):
+    """Forces a level for this process (tests and benchmarks); returns the previous one."""
+    if not isinstance(name, str):
+        raise TypeError(f"For 'set_isa', the 'name' must be a str, but got {type(name).__name__}.")
+    previous = _C.active_isa()
+    _C.set_isa(name)
+    return previous
+
+
+def get_num_threads():
+    """How many threads (the caller included) a large array is split over."""
+    return _C.get_num_threads()
+
+
+def set_num_threads(n):
+    """Sets how many threads a large array is split over; 1 keeps all work on the calling thread."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"For 'set_num_threads', the 'n' must be an int, but got {type(n).__name__}.")
+    if n < 1:
+        raise ValueError(f"For 'set_num_threads', the 'n' must be >= 1, but got {n}.")
+    _C.set_num_threads(int(n))
+
+
+def library_path():
+    """The shared library that holds both this module and the MindSpore custom-op entry points."""
+    return os.path.realpath(_C.__file__)
+
+
+def _real(name, value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"For 'adam_delta', the '{name}' must be a float, but got {type(value).__name__}.")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"For 'adam_delta', the '{name}' must be finite, but got {value}.")
+    return value
+
+
+def _in_range(name, value, low, high, low_closed, high_closed):
+    above = value >= low if low_closed else value > low
+    below = value <= high if high_closed else value < high
+    if not (above and below):
+        interval = f"{'[' if low_closed else '('}{low}, {high}{']' if high_closed else ')'}"
+        raise ValueError(f"For 'adam_delta', the '{name}' must be in range {interval}, but got {value}.")
+
+
+def _array(name, value):
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"For 'adam_delta', the '{name}' must be a numpy.ndarray of float32, but got "
+                        f"{type(value).__name__}. Convert it with numpy.asarray(x, dtype=numpy.float32).")
+    return value
+
+
+def adam_delta(m, v, grad, *, lr, beta1, beta2, eps, beta1_power, beta2_power, use_nesterov=False, out=None,
+               use_locking=False):
+    r"""One Adam step of MindSpore's ``AdamNoUpdateParam``, on the host.
+
+    .. math::
+        \begin{array}{ll}
+            m \leftarrow \beta_1 m + (1 - \beta_1) g \\
+            v \leftarrow \beta_2 v + (1 - \beta_2) g^2 \\
+            l = lr \cdot \sqrt{1 - \beta_2^t} / (1 - \beta_1^t) \\
+            \Delta = -l \cdot m / (\sqrt{v} + \epsilon)
+        \end{array}
+
+    With ``use_nesterov`` the numerator is :math:`\beta_1 m + (1 - \beta_1) g` (with the new m). The eps is
+    not bias-corrected, as in MindSpore (PyTorch and DeepSpeed place it differently).
+
+    Args:
+        m, v (numpy.ndarray): float32 moments, C-contiguous and writeable; updated in place.
+        grad (numpy.ndarray): float32 gradient of the same shape.
+        lr (float): learning rate, >= 0.
+        beta1, beta2 (float): decay rates in (0.0, 1.0).
+        eps (float): > 0.
+        beta1_power, beta2_power (float): beta1**t and beta2**t for this step t >= 1.
+        use_nesterov (bool): the Nesterov variant.
+        out (numpy.ndarray): where to write the delta (float32, same shape); a new array when None.
+        use_locking (bool): make updates of the same ``m`` from several threads mutually exclusive.
+
+    Returns:
+        numpy.ndarray, the delta to add to the parameter (``out`` when given).
+
+    Raises:
+        TypeError: an array is not a float32 numpy.ndarray, or a hyper-parameter is not a number.
+        ValueError: shapes differ, arrays share memory, an array written is read-only or not C-contiguous,
+            a hyper-parameter is out of range, or ``beta1_power`` is 1 (no step taken). Nothing is written
+            when an error is raised.
+    """
+    m, v, grad = _array("m", m), _array("v", v), _array("grad", grad)
+    lr = _real("lr", lr)
+    beta1, beta2, eps = _real("beta1", beta1), _real("beta2", beta2), _real("eps", eps)
+    beta1_power, beta2_power = _real("beta1_power", beta1_power), _real("beta2_power", beta2_power)
+    _in_range("lr", lr, 0.0, math.inf, True, False)
+    _in_range("beta1", beta1, 0.0, 1.0, False, False)
+    _in_range("beta2", beta2, 0.0, 1.0, False, False)
+    _in_range("eps", eps, 0.0, math.inf, False, False)
+    if beta1_power == 1.0:
+        raise ValueError("For 'adam_delta', the 'beta1_power' must not be 1 (step 0: no step taken yet); "
+                         "pass beta1**t for step t >= 1.")
+    _in_range("beta1_power", beta1_power, 0.0, 1.0, True, False)
+    _in_range("beta2_power", beta2_power, 0.0, 1.0, True, True)
+    if not isinstance(use_nesterov, bool):
+        raise TypeError(f"For 'adam_delta', the 'use_nesterov' must be a bool, but got {type(use_nesterov).__name__}.")
+    if not isinstance(use_locking, bool):
+        raise TypeError(f"For 'adam_delta', the 'use_locking' must be a bool, but got {type(use_locking).__name__}.")
+    for name, array in (("v", v), ("grad", grad)):
+        if array.shape != m.shape:
+            raise ValueError(f"For 'adam_delta', the '{name}' must have the shape of 'm' {m.shape}, but got "
+                             f"{array.shape}.")
+    if out is None:
+        out = np.empty(grad.shape, dtype=np.float32)
+    elif _array("out", out).shape != m.shape:
+        raise ValueError(f"For 'adam_delta', the 'out' must have the shape of 'm' {m.shape}, but got {out.shape}.")
+    _C.adam_delta(m, v, grad, out, lr, beta1, beta2, eps, beta1_power, beta2_power, use_nesterov, use_locking)
+    return out

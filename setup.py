@@ -1,0 +1,31 @@
+"""Builds the one private extension, mindspore_offload._C, from csrc/*.cpp.
+
+Base flags stay at the x86-64 baseline; each instruction-set kernel raises its own target inside its
+file (#pragma GCC target), and the level is chosen at run time. MINDSPORE_OFFLOAD_NATIVE=1 adds
+-march=native for a local build only: such a build is not portable and must never be shipped.
+"""
+import os
+from glob import glob
+
+from pybind11.setup_helpers import Pybind11Extension, build_ext
+from setuptools import setup
+
+# fp-contract=off: only the fused multiply-adds written in the kernels are fused, so every level
+# rounds the same way. no-math-errno: sqrt never sets errno, so it stays one instruction.
+flags = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-Wall", "-Wextra"]
+if os.environ.get("MINDSPORE_OFFLOAD_NATIVE") == "1":
+    flags.append("-march=native")
+if os.environ.get("MINDSPORE_OFFLOAD_SANITIZE") == "1":
+    flags = ["-O1", "-g", "-ffp-contract=off", "-fno-math-errno", "-fsanitize=address,undefined",
+             "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
+
+ext = Pybind11Extension(
+    "mindspore_offload._C",
+    sorted(glob("csrc/*.cpp")),
+    include_dirs=["csrc"],
+    extra_compile_args=flags,
+    extra_link_args=["-pthread"] + (["-fsanitize=address,undefined"] if "-fsanitize=address,undefined" in flags else []),
+    cxx_std=17,
+)
+
+setup(ext_modules=[ext], cmdclass={"build_ext": build_ext})
