@@ -207,6 +207,9 @@ class AdamOffload(Optimizer):
                               func_type="aot")
         # The moments live where this op runs: on the host, whatever the network's device.
         self.opt.set_device("CPU")
+        # It writes moment1 and moment2 in place, as AdamNoUpdateParam does: tell the graph, so reads and
+        # saves of the moments are ordered after it and the call is never merged or dropped.
+        self.opt.add_prim_attr("side_effect_mem", True)
 
     @jit(backend="ms_backend")
     def construct(self, gradients):
