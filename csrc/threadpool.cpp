@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -21,38 +22,57 @@ int default_threads() {
 
 // Workers and the job they share. Replaced whole (never freed) after fork() or a resize,
 // so a child process never waits on a thread or a lock it did not inherit.
+//
+// Tasks are claimed from `ticket` (the job's generation in the high half, the next index in the low
+// half), and the caller waits for tasks done, not for workers: on a shared machine a worker may not
+// be scheduled for milliseconds, and then the caller simply runs its tasks too and returns. A worker
+// that wakes late copies the job under the lock and cannot claim a task of a later job.
 struct Pool {
   std::mutex job_mutex;  // one caller at a time
   std::mutex m;
   std::condition_variable work_cv;
   std::condition_variable done_cv;
-  unsigned long generation = 0;
+  std::uint32_t generation = 0;
   bool stop = false;
   TaskFn fn = nullptr;
   void* ctx = nullptr;
   int count = 0;
-  std::atomic<int> next{0};
-  int busy_workers = 0;
+  std::atomic<std::uint64_t> ticket{0};
+  std::atomic<int> done{0};
   int threads;
   bool started = false;
 
   explicit Pool(int n) : threads(n) {}
 
-  void drain() {
-    for (int i; (i = next.fetch_add(1)) < count;) fn(ctx, i);
+  // Runs tasks of job `gen` until none is left unclaimed.
+  void drain(std::uint32_t gen, TaskFn f, void* c, int n) {
+    std::uint64_t t = ticket.load(std::memory_order_acquire);
+    for (;;) {
+      const auto index = static_cast<int>(t & 0xffffffffu);
+      if (static_cast<std::uint32_t>(t >> 32) != gen || index >= n) return;
+      if (!ticket.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel)) continue;
+      f(c, index);
+      if (done.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
+        std::lock_guard<std::mutex> lock(m);  // so the caller cannot miss this between its check and its wait
+        done_cv.notify_one();
+      }
+      t = ticket.load(std::memory_order_acquire);
+    }
   }
 
   void worker() {
-    unsigned long seen = 0;
+    std::uint32_t seen = 0;
     std::unique_lock<std::mutex> lock(m);
     for (;;) {
       work_cv.wait(lock, [&] { return stop || generation != seen; });
       if (stop) return;
       seen = generation;
+      const TaskFn f = fn;
+      void* const c = ctx;
+      const int n = count;
       lock.unlock();
-      drain();
+      drain(seen, f, c, n);
       lock.lock();
-      if (--busy_workers == 0) done_cv.notify_one();
     }
   }
 
@@ -107,20 +127,22 @@ void parallel_run(int count, TaskFn fn, void* ctx) {
     for (int i = 0; i < count; ++i) fn(ctx, i);
     return;
   }
+  std::uint32_t gen;
   {
     std::lock_guard<std::mutex> lock(p->m);
     if (!p->started) p->start();
     p->fn = fn;
     p->ctx = ctx;
     p->count = count;
-    p->next.store(0);
-    p->busy_workers = p->threads - 1;
-    ++p->generation;
+    gen = ++p->generation;
+    p->done.store(0, std::memory_order_relaxed);
+    p->ticket.store(static_cast<std::uint64_t>(gen) << 32, std::memory_order_release);
   }
   p->work_cv.notify_all();
-  p->drain();
+  p->drain(gen, fn, ctx, count);
+  if (p->done.load(std::memory_order_acquire) == count) return;
   std::unique_lock<std::mutex> lock(p->m);
-  p->done_cv.wait(lock, [&] { return p->busy_workers == 0; });
+  p->done_cv.wait(lock, [&] { return p->done.load(std::memory_order_acquire) == count; });
 }
 
 }  // namespace mso

@@ -5,8 +5,8 @@
 namespace mso {
 namespace {
 
-std::atomic<std::size_t> g_grain{std::size_t{1} << 15};
-std::atomic<std::size_t> g_stream_min{std::size_t{1} << 22};
+std::atomic<std::size_t> g_grain{std::size_t{1} << 17};
+std::atomic<std::size_t> g_stream_min{std::size_t{1} << 20};
 
 }  // namespace
 
