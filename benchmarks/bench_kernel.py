@@ -35,7 +35,7 @@ def parse_args(argv=None):
     p.add_argument("--sizes", default=None,
                    help="comma-separated powers of two, e.g. 10,20,24 for 2^10, 2^20, 2^24 "
                         "(default: 10,12,...,26)")
-    p.add_argument("--repeat", type=int, default=None, help="timed repetitions per size (default 7, quick 3)")
+    p.add_argument("--repeat", type=int, default=None, help="timed repetitions per size (default 9, quick 3)")
     p.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"),
                    help="where kernel_throughput.csv and .png go (default benchmarks/results)")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts for our kernel (default 1,2)")
@@ -49,7 +49,7 @@ def parse_args(argv=None):
     a.sizes = [1 << int(e) for e in a.sizes.split(",")]
     a.threads = [int(t) for t in a.threads.split(",")]
     if a.repeat is None:
-        a.repeat = 3 if a.quick else 7
+        a.repeat = 3 if a.quick else 9
     if a.min_sample is None:
         a.min_sample = 0.005 if a.quick else 0.02
     return a
@@ -187,6 +187,21 @@ def measure(n, args, rng, isas, ms_ok):
     return {r.name: statistics.median(r.samples) for r in rows}, {r.name: r.samples for r in rows}
 
 
+def paired(samples, name, reference):
+    """Median over repetitions of reference time / name's time, each pair measured moments apart.
+
+    reference is a name or "limit" (the fastest probe of that repetition). On a shared machine this
+    is steadier than the ratio of two medians: a slow spell hits both sides of a pair.
+    """
+    probes = [k for k in samples if k.startswith("probe/")]
+    reps = len(samples[name])
+    if reference == "limit":
+        ref = [min(samples[k][r] for k in probes) for r in range(reps)]
+    else:
+        ref = samples[reference]
+    return statistics.median(ref[r] / samples[name][r] for r in range(reps))
+
+
 def plot(results, sizes, path):
     import matplotlib
 
@@ -225,16 +240,18 @@ def main(argv=None):
     with open(csv_path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["elements", "implementation", "median_s", "g_elements_per_s", "limit_g_elements_per_s",
-                    "fraction_of_limit", "samples"])
+                    "fraction_of_limit", "paired_fraction_of_limit", "paired_speedup_over_ms", "samples"])
         for n in args.sizes:
             med, samples = measure(n, args, rng, isas, ms_ok)
             results[n] = med
             limit = n / min(t for k, t in med.items() if k.startswith("probe/"))
+            ms_name = "ms-adam-no-update" if "ms-adam-no-update" in med else None
             for name, t in med.items():
                 w.writerow([n, name, f"{t:.9g}", f"{n / t / 1e9:.4f}", f"{limit / 1e9:.4f}",
-                            f"{n / t / limit:.3f}", len(samples[name])])
+                            f"{n / t / limit:.3f}", f"{paired(samples, name, 'limit'):.3f}",
+                            f"{paired(samples, name, ms_name):.3f}" if ms_name else "", len(samples[name])])
             f.flush()
-            print_size(n, med, limit, first_isa, first_threads)
+            print_size(n, med, samples, limit, first_isa, first_threads)
     kernel.set_isa(first_isa)
     kernel.set_num_threads(first_threads)
     png = os.path.join(args.out_dir, "kernel_throughput.png")
@@ -242,16 +259,18 @@ def main(argv=None):
     print(f"\nwrote {csv_path}\nwrote {png}")
 
 
-def print_size(n, med, limit, isa, threads):
+def print_size(n, med, samples, limit, isa, threads):
     default = f"ours/{isa}/t{threads}"
-    ms_name = "ms-adam-no-update"
-    head = f"n = 2^{n.bit_length() - 1} = {n}: limit {limit / 1e9:.2f} G el/s"
-    if default in med and ms_name in med:
-        head += f"; default ({default}) / ms-adam-no-update = {med[ms_name] / med[default]:.2f}x"
+    ms_name = "ms-adam-no-update" if "ms-adam-no-update" in med else None
+    head = f"n = 2^{n.bit_length() - 1} = {n}: limit {limit / 1e9:.2f} G el/s (median of the best probe)"
+    if default in med and ms_name:
+        head += (f"; default {default} is {med[ms_name] / med[default]:.2f}x ms-adam-no-update "
+                 f"(paired {paired(samples, default, ms_name):.2f}x)")
     print(head, flush=True)
+    print(f"  {'implementation':22s} {'G el/s':>8s} {'of limit':>9s} {'paired':>7s} {'median':>13s}")
     for name, t in med.items():
-        print(f"  {name:22s} {n / t / 1e9:8.3f} G el/s  {n / t / limit:6.3f} of limit  {t * 1e6:12.1f} us",
-              flush=True)
+        print(f"  {name:22s} {n / t / 1e9:8.3f} {n / t / limit:9.3f} {paired(samples, name, 'limit'):7.3f} "
+              f"{t * 1e6:10.1f} us", flush=True)
 
 
 if __name__ == "__main__":
