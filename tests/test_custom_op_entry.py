@@ -1,0 +1,87 @@
+"""The aot entry points, called the way MindSpore's CPU backend calls them, through ctypes."""
+import ctypes
+
+import numpy as np
+import pytest
+
+from mindspore_offload import kernel
+from reference import adam_reference, assert_step_close
+
+LIB = ctypes.CDLL(kernel.library_path())
+ENTRIES = ["AdamOffloadStep", "AdamOffloadStepNesterov", "AdamOffloadStepLocked", "AdamOffloadStepNesterovLocked"]
+
+
+def call(entry, arrays, dtypes=None):
+    """arrays: the 10 numpy arrays (9 inputs, then the output), as MindSpore would pass them."""
+    fn = getattr(LIB, entry)
+    fn.restype = ctypes.c_int
+    n = len(arrays)
+    params = (ctypes.c_void_p * n)(*[a.ctypes.data for a in arrays])
+    ndims = (ctypes.c_int * n)(*[a.ndim for a in arrays])
+    shape_arrays = [np.array(a.shape, dtype=np.int64) for a in arrays]
+    shapes = (ctypes.POINTER(ctypes.c_int64) * n)(
+        *[s.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)) for s in shape_arrays])
+    names = dtypes or [str(a.dtype) for a in arrays]
+    c_dtypes = (ctypes.c_char_p * n)(*[d.encode() for d in names])
+    return fn(n, params, ndims, shapes, c_dtypes, None, None)
+
+
+def make(n, t=3, nesterov=False):
+    rng = np.random.default_rng(n)
+    m = (rng.standard_normal(n) * 0.1).astype(np.float32)
+    v = (np.abs(rng.standard_normal(n)) * 0.01).astype(np.float32)
+    g = rng.standard_normal(n).astype(np.float32)
+    scalar = lambda x, shape=(): np.full(shape, x, dtype=np.float32)  # noqa: E731
+    arrays = [m, v, scalar(0.9**t, (1,)), scalar(0.999**t, (1,)), scalar(1e-3), scalar(0.9), scalar(0.999),
+              scalar(1e-8), g, np.empty_like(g)]
+    return arrays
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+@pytest.mark.parametrize("n", [1, 17, 4099])
+def test_entry_points_compute_the_step(entry, n):
+    arrays = make(n)
+    m, v, g = arrays[0], arrays[1], arrays[8]
+    ref = adam_reference(m, v, g, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, beta1_power=0.9**3,
+                         beta2_power=0.999**3, use_nesterov="Nesterov" in entry)
+    assert call(entry, arrays) == 0
+    assert_step_close(m, v, arrays[9], ref)
+
+
+def test_same_bits_as_the_python_api():
+    arrays = make(1000)
+    m, v, g = arrays[0].copy(), arrays[1].copy(), arrays[8]
+    assert call("AdamOffloadStepNesterov", arrays) == 0
+    d = kernel.adam_delta(m, v, g, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, beta1_power=np.float32(0.9**3),
+                          beta2_power=np.float32(0.999**3), use_nesterov=True)
+    assert np.array_equal(d, arrays[9]) and np.array_equal(m, arrays[0]) and np.array_equal(v, arrays[1])
+
+
+@pytest.mark.parametrize("case, code", [
+    ("too few", 1),
+    ("float16 gradient", 2),
+    ("float64 moment", 2),
+    ("size mismatch", 3),
+    ("empty scalar", 3),
+    ("step zero", 4),
+])
+def test_error_codes_leave_state_untouched(case, code):
+    arrays = make(33)
+    dtypes = None
+    if case == "too few":
+        arrays = arrays[:9]
+    elif case == "float16 gradient":
+        dtypes = [str(a.dtype) for a in arrays]
+        dtypes[8] = "float16"
+    elif case == "float64 moment":
+        dtypes = [str(a.dtype) for a in arrays]
+        dtypes[0] = "float64"
+    elif case == "size mismatch":
+        arrays[8] = arrays[8][:32].copy()
+    elif case == "empty scalar":
+        arrays[4] = np.empty((0,), np.float32)
+    elif case == "step zero":
+        arrays[2][...] = 1.0
+    before = [a.copy() for a in arrays[:2]]
+    assert call(ENTRIES[0], arrays, dtypes) == code
+    assert all(np.array_equal(a, b) for a, b in zip(arrays[:2], before))
