@@ -23,13 +23,13 @@ struct Job {
   float* m;
   float* v;
   const float* grad;
-  float* delta;
+  float* out;
   std::size_t n;
   std::size_t chunk;
   AdamCoeffs k;
   AdamKernel kernel;
   bool nesterov;
-  bool stream;
+  Output output;
   unsigned csr;  // the caller's floating-point control word, so workers round as it does
 };
 
@@ -40,7 +40,7 @@ void run_chunk(void* ctx, int index) {
   const std::size_t len = std::min(j.chunk, j.n - begin);
   const unsigned saved = _mm_getcsr();
   _mm_setcsr(j.csr);
-  j.kernel(j.m + begin, j.v + begin, j.grad + begin, j.delta + begin, len, j.k, j.nesterov, j.stream);
+  j.kernel(j.m + begin, j.v + begin, j.grad + begin, j.out + begin, len, j.k, j.nesterov, j.output);
   _mm_setcsr(saved);
 }
 
@@ -52,19 +52,20 @@ AdamCoeffs adam_coeffs(const AdamHyper& h) {
   return AdamCoeffs{h.beta1, h.beta2, 1.0f - h.beta1, 1.0f - h.beta2, -lr_t, h.eps};
 }
 
-void adam_run(float* m, float* v, const float* grad, float* delta, std::size_t n, const AdamHyper& h,
-              bool use_locking) {
+void adam_run(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamHyper& h,
+              bool use_locking, bool apply) {
   if (n == 0) return;
   const Tuning t = tuning();
-  Job job{m, v, grad, delta, n, n, adam_coeffs(h), kernel_for(active_isa()), h.nesterov,
-          n >= t.stream_min && (reinterpret_cast<std::uintptr_t>(delta) & 3) == 0, _mm_getcsr()};
+  const bool stream = n >= t.stream_min && (reinterpret_cast<std::uintptr_t>(out) & 3) == 0;
+  const Output output = apply ? Output::kApply : stream ? Output::kStream : Output::kStore;
+  Job job{m, v, grad, out, n, n, adam_coeffs(h), kernel_for(active_isa()), h.nesterov, output, _mm_getcsr()};
   std::unique_lock<std::mutex> lock;
   if (use_locking) lock = std::unique_lock<std::mutex>(lock_for(m));
 
   const std::size_t by_size = std::max<std::size_t>(1, n / std::max<std::size_t>(1, t.grain));
   const int tasks = static_cast<int>(std::min<std::size_t>(get_num_threads(), by_size));
   if (tasks <= 1) {
-    job.kernel(m, v, grad, delta, n, job.k, job.nesterov, job.stream);
+    job.kernel(m, v, grad, out, n, job.k, job.nesterov, job.output);
     return;
   }
   // Equal chunks on 64-byte boundaries, so no two threads write the same cache line.

@@ -28,23 +28,30 @@ struct AdamCoeffs {
   float eps;
 };
 
-// One level's kernel: updates m and v in place over [0, n) and writes delta.
-// stream: write delta with non-temporal stores (only worth it far past the cache).
-using AdamKernel = void (*)(float* m, float* v, const float* grad, float* delta, std::size_t n,
-                            const AdamCoeffs& k, bool nesterov, bool stream);
+// What a kernel does with the step it computes, in `out`:
+//   kStore:  out = delta
+//   kStream: out = delta, with non-temporal stores (only worth it far past the cache)
+//   kApply:  out += delta (out is the parameter itself, updated in the same pass; the addition
+//            rounds exactly as MindSpore's assign_add(param, delta) does)
+enum class Output { kStore, kStream, kApply };
 
-void adam_step_scalar(float* m, float* v, const float* grad, float* delta, std::size_t n,
-                      const AdamCoeffs& k, bool nesterov, bool stream);
-void adam_step_avx2(float* m, float* v, const float* grad, float* delta, std::size_t n,
-                    const AdamCoeffs& k, bool nesterov, bool stream);
-void adam_step_avx512(float* m, float* v, const float* grad, float* delta, std::size_t n,
-                      const AdamCoeffs& k, bool nesterov, bool stream);
+// One level's kernel: updates m and v in place over [0, n) and writes or applies the step.
+using AdamKernel = void (*)(float* m, float* v, const float* grad, float* out, std::size_t n,
+                            const AdamCoeffs& k, bool nesterov, Output output);
+
+void adam_step_scalar(float* m, float* v, const float* grad, float* out, std::size_t n,
+                      const AdamCoeffs& k, bool nesterov, Output output);
+void adam_step_avx2(float* m, float* v, const float* grad, float* out, std::size_t n,
+                    const AdamCoeffs& k, bool nesterov, Output output);
+void adam_step_avx512(float* m, float* v, const float* grad, float* out, std::size_t n,
+                      const AdamCoeffs& k, bool nesterov, Output output);
 
 AdamCoeffs adam_coeffs(const AdamHyper& h);
 
-// The whole step: coefficients, level, threads, optional lock on this state.
+// The whole step: coefficients, level, threads, optional lock on this state. Writes the delta to
+// `out`, or with apply=true adds it to `out` (the parameter).
 // The caller has checked the sizes, the aliasing and that beta1_power != 1.
-void adam_run(float* m, float* v, const float* grad, float* delta, std::size_t n, const AdamHyper& h,
-              bool use_locking);
+void adam_run(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamHyper& h,
+              bool use_locking, bool apply = false);
 
 }  // namespace mso

@@ -30,23 +30,24 @@ inline __m256i lanes(std::size_t count) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-template <bool kNesterov>
-inline void masked(const Consts& k, float* m, float* v, const float* g, float* d, __m256i mask) {
+template <bool kNesterov, Output kOut>
+inline void masked(const Consts& k, float* m, float* v, const float* g, float* out, __m256i mask) {
   __m256 mv = _mm256_maskload_ps(m, mask);
   __m256 vv = _mm256_maskload_ps(v, mask);
-  const __m256 dv = step<kNesterov>(k, _mm256_maskload_ps(g, mask), mv, vv);
+  __m256 dv = step<kNesterov>(k, _mm256_maskload_ps(g, mask), mv, vv);
+  if (kOut == Output::kApply) dv = _mm256_add_ps(_mm256_maskload_ps(out, mask), dv);
   _mm256_maskstore_ps(m, mask, mv);
   _mm256_maskstore_ps(v, mask, vv);
-  _mm256_maskstore_ps(d, mask, dv);
+  _mm256_maskstore_ps(out, mask, dv);
 }
 
-template <bool kNesterov, bool kStream>
-void run(float* m, float* v, const float* g, float* d, std::size_t n, const Consts& k) {
+template <bool kNesterov, Output kOut>
+void run(float* m, float* v, const float* g, float* out, std::size_t n, const Consts& k) {
   std::size_t i = 0;
-  if (kStream) {  // bring delta to a 32-byte boundary first
-    const std::size_t head = ((32 - (reinterpret_cast<std::uintptr_t>(d) & 31)) & 31) / sizeof(float);
+  if (kOut == Output::kStream) {  // bring the delta to a 32-byte boundary first
+    const std::size_t head = ((32 - (reinterpret_cast<std::uintptr_t>(out) & 31)) & 31) / sizeof(float);
     if (head != 0 && head <= n) {
-      masked<kNesterov>(k, m, v, g, d, lanes(head));
+      masked<kNesterov, kOut>(k, m, v, g, out, lanes(head));
       i = head;
     }
   }
@@ -56,27 +57,34 @@ void run(float* m, float* v, const float* g, float* d, std::size_t n, const Cons
     const __m256 dv = step<kNesterov>(k, _mm256_loadu_ps(g + i), mv, vv);
     _mm256_storeu_ps(m + i, mv);
     _mm256_storeu_ps(v + i, vv);
-    if (kStream) {
-      _mm256_stream_ps(d + i, dv);
+    if (kOut == Output::kStream) {
+      _mm256_stream_ps(out + i, dv);
+    } else if (kOut == Output::kApply) {
+      _mm256_storeu_ps(out + i, _mm256_add_ps(_mm256_loadu_ps(out + i), dv));
     } else {
-      _mm256_storeu_ps(d + i, dv);
+      _mm256_storeu_ps(out + i, dv);
     }
   }
-  if (i < n) masked<kNesterov>(k, m + i, v + i, g + i, d + i, lanes(n - i));
-  if (kStream) _mm_sfence();
+  if (i < n) masked<kNesterov, kOut>(k, m + i, v + i, g + i, out + i, lanes(n - i));
+  if (kOut == Output::kStream) _mm_sfence();
+}
+
+template <bool kNesterov>
+void dispatch(float* m, float* v, const float* g, float* out, std::size_t n, const Consts& k, Output output) {
+  switch (output) {
+    case Output::kStream: return run<kNesterov, Output::kStream>(m, v, g, out, n, k);
+    case Output::kApply: return run<kNesterov, Output::kApply>(m, v, g, out, n, k);
+    default: return run<kNesterov, Output::kStore>(m, v, g, out, n, k);
+  }
 }
 
 }  // namespace
 
-void adam_step_avx2(float* m, float* v, const float* grad, float* delta, std::size_t n,
-                    const AdamCoeffs& c, bool nesterov, bool stream) {
+void adam_step_avx2(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& c,
+                    bool nesterov, Output output) {
   const Consts k{_mm256_set1_ps(c.beta1), _mm256_set1_ps(c.beta2), _mm256_set1_ps(c.one_minus_beta1),
                  _mm256_set1_ps(c.one_minus_beta2), _mm256_set1_ps(c.neg_lr), _mm256_set1_ps(c.eps)};
-  if (nesterov) {
-    stream ? run<true, true>(m, v, grad, delta, n, k) : run<true, false>(m, v, grad, delta, n, k);
-  } else {
-    stream ? run<false, true>(m, v, grad, delta, n, k) : run<false, false>(m, v, grad, delta, n, k);
-  }
+  nesterov ? dispatch<true>(m, v, grad, out, n, k, output) : dispatch<false>(m, v, grad, out, n, k, output);
 }
 
 }  // namespace mso

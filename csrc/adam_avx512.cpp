@@ -27,23 +27,24 @@ inline __m512 step(const Consts& k, __m512 g, __m512& m, __m512& v) {
   return _mm512_div_ps(_mm512_mul_ps(k.neg_lr, num), _mm512_add_ps(_mm512_sqrt_ps(v), k.eps));
 }
 
-template <bool kNesterov>
-inline void masked(const Consts& k, float* m, float* v, const float* g, float* d, __mmask16 mask) {
+template <bool kNesterov, Output kOut>
+inline void masked(const Consts& k, float* m, float* v, const float* g, float* out, __mmask16 mask) {
   __m512 mv = _mm512_maskz_loadu_ps(mask, m);
   __m512 vv = _mm512_maskz_loadu_ps(mask, v);
-  const __m512 dv = step<kNesterov>(k, _mm512_maskz_loadu_ps(mask, g), mv, vv);
+  __m512 dv = step<kNesterov>(k, _mm512_maskz_loadu_ps(mask, g), mv, vv);
+  if (kOut == Output::kApply) dv = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, out), dv);
   _mm512_mask_storeu_ps(m, mask, mv);
   _mm512_mask_storeu_ps(v, mask, vv);
-  _mm512_mask_storeu_ps(d, mask, dv);
+  _mm512_mask_storeu_ps(out, mask, dv);
 }
 
-template <bool kNesterov, bool kStream>
-void run(float* m, float* v, const float* g, float* d, std::size_t n, const Consts& k) {
+template <bool kNesterov, Output kOut>
+void run(float* m, float* v, const float* g, float* out, std::size_t n, const Consts& k) {
   std::size_t i = 0;
-  if (kStream) {  // bring delta to a 64-byte boundary first
-    const std::size_t head = ((64 - (reinterpret_cast<std::uintptr_t>(d) & 63)) & 63) / sizeof(float);
+  if (kOut == Output::kStream) {  // bring the delta to a 64-byte boundary first
+    const std::size_t head = ((64 - (reinterpret_cast<std::uintptr_t>(out) & 63)) & 63) / sizeof(float);
     if (head != 0 && head <= n) {
-      masked<kNesterov>(k, m, v, g, d, static_cast<__mmask16>((1u << head) - 1));
+      masked<kNesterov, kOut>(k, m, v, g, out, static_cast<__mmask16>((1u << head) - 1));
       i = head;
     }
   }
@@ -53,29 +54,34 @@ void run(float* m, float* v, const float* g, float* d, std::size_t n, const Cons
     const __m512 dv = step<kNesterov>(k, _mm512_loadu_ps(g + i), mv, vv);
     _mm512_storeu_ps(m + i, mv);
     _mm512_storeu_ps(v + i, vv);
-    if (kStream) {
-      _mm512_stream_ps(d + i, dv);
+    if (kOut == Output::kStream) {
+      _mm512_stream_ps(out + i, dv);
+    } else if (kOut == Output::kApply) {
+      _mm512_storeu_ps(out + i, _mm512_add_ps(_mm512_loadu_ps(out + i), dv));
     } else {
-      _mm512_storeu_ps(d + i, dv);
+      _mm512_storeu_ps(out + i, dv);
     }
   }
-  if (i < n) {
-    masked<kNesterov>(k, m + i, v + i, g + i, d + i, static_cast<__mmask16>((1u << (n - i)) - 1));
+  if (i < n) masked<kNesterov, kOut>(k, m + i, v + i, g + i, out + i, static_cast<__mmask16>((1u << (n - i)) - 1));
+  if (kOut == Output::kStream) _mm_sfence();
+}
+
+template <bool kNesterov>
+void dispatch(float* m, float* v, const float* g, float* out, std::size_t n, const Consts& k, Output output) {
+  switch (output) {
+    case Output::kStream: return run<kNesterov, Output::kStream>(m, v, g, out, n, k);
+    case Output::kApply: return run<kNesterov, Output::kApply>(m, v, g, out, n, k);
+    default: return run<kNesterov, Output::kStore>(m, v, g, out, n, k);
   }
-  if (kStream) _mm_sfence();
 }
 
 }  // namespace
 
-void adam_step_avx512(float* m, float* v, const float* grad, float* delta, std::size_t n,
-                      const AdamCoeffs& c, bool nesterov, bool stream) {
+void adam_step_avx512(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& c,
+                      bool nesterov, Output output) {
   const Consts k{_mm512_set1_ps(c.beta1), _mm512_set1_ps(c.beta2), _mm512_set1_ps(c.one_minus_beta1),
                  _mm512_set1_ps(c.one_minus_beta2), _mm512_set1_ps(c.neg_lr), _mm512_set1_ps(c.eps)};
-  if (nesterov) {
-    stream ? run<true, true>(m, v, grad, delta, n, k) : run<true, false>(m, v, grad, delta, n, k);
-  } else {
-    stream ? run<false, true>(m, v, grad, delta, n, k) : run<false, false>(m, v, grad, delta, n, k);
-  }
+  nesterov ? dispatch<true>(m, v, grad, out, n, k, output) : dispatch<false>(m, v, grad, out, n, k, output);
 }
 
 }  // namespace mso

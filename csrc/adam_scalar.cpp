@@ -8,8 +8,8 @@
 namespace mso {
 namespace {
 
-template <bool kNesterov>
-void run(float* m, float* v, const float* grad, float* delta, std::size_t n, const AdamCoeffs& k) {
+template <bool kNesterov, bool kApply>
+void run(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& k) {
   for (std::size_t i = 0; i < n; ++i) {
     const float g = grad[i];
     const float mi = std::fma(m[i], k.beta1, k.one_minus_beta1 * g);
@@ -17,18 +17,20 @@ void run(float* m, float* v, const float* grad, float* delta, std::size_t n, con
     m[i] = mi;
     v[i] = vi;
     const float num = kNesterov ? std::fma(mi, k.beta1, k.one_minus_beta1 * g) : mi;
-    delta[i] = (k.neg_lr * num) / (std::sqrt(vi) + k.eps);
+    const float delta = (k.neg_lr * num) / (std::sqrt(vi) + k.eps);
+    out[i] = kApply ? out[i] + delta : delta;
   }
 }
 
 }  // namespace
 
-void adam_step_scalar(float* m, float* v, const float* grad, float* delta, std::size_t n,
-                      const AdamCoeffs& k, bool nesterov, bool /*stream*/) {
+void adam_step_scalar(float* m, float* v, const float* grad, float* out, std::size_t n,
+                      const AdamCoeffs& k, bool nesterov, Output output) {
+  const bool apply = output == Output::kApply;  // streaming stores are a vector-level matter
   if (nesterov) {
-    run<true>(m, v, grad, delta, n, k);
+    apply ? run<true, true>(m, v, grad, out, n, k) : run<true, false>(m, v, grad, out, n, k);
   } else {
-    run<false>(m, v, grad, delta, n, k);
+    apply ? run<false, true>(m, v, grad, out, n, k) : run<false, false>(m, v, grad, out, n, k);
   }
 }
 

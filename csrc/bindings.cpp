@@ -24,10 +24,9 @@ struct Buffer {
   bool writes;
 };
 
-std::string where(const char* name) { return std::string("For 'adam_delta', the '") + name + "'"; }
-
 // Every check, for every buffer, before anything is written.
-void check_buffers(const std::vector<Buffer>& buffers) {
+void check_buffers(const char* fn, const std::vector<Buffer>& buffers) {
+  const auto where = [fn](const char* name) { return std::string("For '") + fn + "', the '" + name + "'"; };
   const auto& first = buffers.front();
   for (const Buffer& b : buffers) {
     if (!b.array.dtype().is(py::dtype::of<float>())) {
@@ -62,25 +61,38 @@ void check_buffers(const std::vector<Buffer>& buffers) {
   }
 }
 
-void adam_delta(py::array m, py::array v, py::array grad, py::array out, float lr, float beta1, float beta2,
-                float eps, float beta1_power, float beta2_power, bool nesterov, bool use_locking) {
-  check_buffers({{"m", m, true}, {"v", v, true}, {"grad", grad, false}, {"out", out, true}});
-  if (beta1_power == 1.0f) {
-    throw py::value_error("For 'adam_delta', the 'beta1_power' must not be 1 (no step taken yet); pass beta1**t "
-                          "for step t >= 1.");
+// Checks everything, then runs one step with the GIL released. `out` receives the delta, or with
+// apply=true is the parameter the delta is added to.
+void checked_step(const char* fn, const std::vector<Buffer>& buffers, py::array& m, py::array& v, py::array& grad,
+                  py::array& out, const mso::AdamHyper& h, bool use_locking, bool apply) {
+  check_buffers(fn, buffers);
+  if (h.beta1_power == 1.0f) {
+    throw py::value_error(std::string("For '") + fn + "', the 'beta1_power' must not be 1 (no step taken yet); " +
+                          "pass beta1**t for step t >= 1.");
   }
-  const mso::AdamHyper h{lr, beta1, beta2, eps, beta1_power, beta2_power, nesterov};
   auto* mp = static_cast<float*>(m.mutable_data());
   auto* vp = static_cast<float*>(v.mutable_data());
   auto* gp = static_cast<const float*>(grad.data());
-  auto* dp = static_cast<float*>(out.mutable_data());
+  auto* op = static_cast<float*>(out.mutable_data());
   const auto n = static_cast<std::size_t>(m.size());
   py::gil_scoped_release release;
-  mso::adam_run(mp, vp, gp, dp, n, h, use_locking);
+  mso::adam_run(mp, vp, gp, op, n, h, use_locking, apply);
+}
+
+void adam_delta(py::array m, py::array v, py::array grad, py::array out, float lr, float beta1, float beta2,
+                float eps, float beta1_power, float beta2_power, bool nesterov, bool use_locking) {
+  checked_step("adam_delta", {{"m", m, true}, {"v", v, true}, {"grad", grad, false}, {"out", out, true}}, m, v, grad,
+               out, {lr, beta1, beta2, eps, beta1_power, beta2_power, nesterov}, use_locking, false);
+}
+
+void adam_apply(py::array param, py::array m, py::array v, py::array grad, float lr, float beta1, float beta2,
+                float eps, float beta1_power, float beta2_power, bool nesterov, bool use_locking) {
+  checked_step("adam_apply", {{"param", param, true}, {"m", m, true}, {"v", v, true}, {"grad", grad, false}}, m, v,
+               grad, param, {lr, beta1, beta2, eps, beta1_power, beta2_power, nesterov}, use_locking, true);
 }
 
 void bandwidth_probe(py::array m, py::array v, py::array grad, py::array out, bool stream) {
-  check_buffers({{"m", m, true}, {"v", v, true}, {"grad", grad, false}, {"out", out, true}});
+  check_buffers("bandwidth_probe", {{"m", m, true}, {"v", v, true}, {"grad", grad, false}, {"out", out, true}});
   auto* mp = static_cast<float*>(m.mutable_data());
   auto* vp = static_cast<float*>(v.mutable_data());
   auto* gp = static_cast<const float*>(grad.data());
@@ -112,6 +124,9 @@ void set_isa(const std::string& name) {
 PYBIND11_MODULE(_C, mod) {
   mod.doc() = "mindspore-offload's host Adam kernel (private; use mindspore_offload.kernel).";
   mod.def("adam_delta", &adam_delta, py::arg("m"), py::arg("v"), py::arg("grad"), py::arg("out"), py::arg("lr"),
+          py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("beta1_power"), py::arg("beta2_power"),
+          py::arg("nesterov"), py::arg("use_locking") = false);
+  mod.def("adam_apply", &adam_apply, py::arg("param"), py::arg("m"), py::arg("v"), py::arg("grad"), py::arg("lr"),
           py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("beta1_power"), py::arg("beta2_power"),
           py::arg("nesterov"), py::arg("use_locking") = false);
   mod.def("bandwidth_probe", &bandwidth_probe, py::arg("m"), py::arg("v"), py::arg("grad"), py::arg("out"),

@@ -22,6 +22,7 @@ from mindspore_offload import _C
 
 __all__ = [
     "adam_delta",
+    "adam_apply",
     "available_isas",
     "active_isa",
     "set_isa",
@@ -86,28 +87,52 @@ def library_path():
     return os.path.realpath(_C.__file__)
 
 
-def _real(name, value):
+def _real(fn, name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"For 'adam_delta', the '{name}' must be a float, but got {type(value).__name__}.")
+        raise TypeError(f"For '{fn}', the '{name}' must be a float, but got {type(value).__name__}.")
     value = float(value)
     if not math.isfinite(value):
-        raise ValueError(f"For 'adam_delta', the '{name}' must be finite, but got {value}.")
+        raise ValueError(f"For '{fn}', the '{name}' must be finite, but got {value}.")
     return value
 
 
-def _in_range(name, value, low, high, low_closed, high_closed):
+def _in_range(fn, name, value, low, high, low_closed, high_closed):
     above = value >= low if low_closed else value > low
     below = value <= high if high_closed else value < high
     if not (above and below):
         interval = f"{'[' if low_closed else '('}{low}, {high}{']' if high_closed else ')'}"
-        raise ValueError(f"For 'adam_delta', the '{name}' must be in range {interval}, but got {value}.")
+        raise ValueError(f"For '{fn}', the '{name}' must be in range {interval}, but got {value}.")
 
 
-def _array(name, value):
+def _array(fn, name, value):
     if not isinstance(value, np.ndarray):
-        raise TypeError(f"For 'adam_delta', the '{name}' must be a numpy.ndarray of float32, but got "
+        raise TypeError(f"For '{fn}', the '{name}' must be a numpy.ndarray of float32, but got "
                         f"{type(value).__name__}. Convert it with numpy.asarray(x, dtype=numpy.float32).")
     return value
+
+
+def _check_step(fn, arrays, hyper, use_nesterov, use_locking):
+    """Every Python-side check of one step; returns the hyper-parameters as floats, in _C's order."""
+    for name, array in arrays.items():
+        _array(fn, name, array)
+    values = {name: _real(fn, name, value) for name, value in hyper.items()}
+    _in_range(fn, "lr", values["lr"], 0.0, math.inf, True, False)
+    _in_range(fn, "beta1", values["beta1"], 0.0, 1.0, False, False)
+    _in_range(fn, "beta2", values["beta2"], 0.0, 1.0, False, False)
+    _in_range(fn, "eps", values["eps"], 0.0, math.inf, False, False)
+    if values["beta1_power"] == 1.0:
+        raise ValueError(f"For '{fn}', the 'beta1_power' must not be 1 (step 0: no step taken yet); "
+                         "pass beta1**t for step t >= 1.")
+    _in_range(fn, "beta1_power", values["beta1_power"], 0.0, 1.0, True, False)
+    _in_range(fn, "beta2_power", values["beta2_power"], 0.0, 1.0, True, True)
+    for name, flag in (("use_nesterov", use_nesterov), ("use_locking", use_locking)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"For '{fn}', the '{name}' must be a bool, but got {type(flag).__name__}.")
+    shape = arrays["m"].shape
+    for name, array in arrays.items():
+        if array.shape != shape:
+            raise ValueError(f"For '{fn}', the '{name}' must have the shape of 'm' {shape}, but got {array.shape}.")
+    return [values[k] for k in ("lr", "beta1", "beta2", "eps", "beta1_power", "beta2_power")]
 
 
 def adam_delta(m, v, grad, *, lr, beta1, beta2, eps, beta1_power, beta2_power, use_nesterov=False, out=None,
@@ -145,30 +170,36 @@ def adam_delta(m, v, grad, *, lr, beta1, beta2, eps, beta1_power, beta2_power, u
             a hyper-parameter is out of range, or ``beta1_power`` is 1 (no step taken). Nothing is written
             when an error is raised.
     """
-    m, v, grad = _array("m", m), _array("v", v), _array("grad", grad)
-    lr = _real("lr", lr)
-    beta1, beta2, eps = _real("beta1", beta1), _real("beta2", beta2), _real("eps", eps)
-    beta1_power, beta2_power = _real("beta1_power", beta1_power), _real("beta2_power", beta2_power)
-    _in_range("lr", lr, 0.0, math.inf, True, False)
-    _in_range("beta1", beta1, 0.0, 1.0, False, False)
-    _in_range("beta2", beta2, 0.0, 1.0, False, False)
-    _in_range("eps", eps, 0.0, math.inf, False, False)
-    if beta1_power == 1.0:
-        raise ValueError("For 'adam_delta', the 'beta1_power' must not be 1 (step 0: no step taken yet); "
-                         "pass beta1**t for step t >= 1.")
-    _in_range("beta1_power", beta1_power, 0.0, 1.0, True, False)
-    _in_range("beta2_power", beta2_power, 0.0, 1.0, True, True)
-    if not isinstance(use_nesterov, bool):
-        raise TypeError(f"For 'adam_delta', the 'use_nesterov' must be a bool, but got {type(use_nesterov).__name__}.")
-    if not isinstance(use_locking, bool):
-        raise TypeError(f"For 'adam_delta', the 'use_locking' must be a bool, but got {type(use_locking).__name__}.")
-    for name, array in (("v", v), ("grad", grad)):
-        if array.shape != m.shape:
-            raise ValueError(f"For 'adam_delta', the '{name}' must have the shape of 'm' {m.shape}, but got "
-                             f"{array.shape}.")
+    arrays = {"m": m, "v": v, "grad": grad}
+    if out is not None:
+        arrays["out"] = out
+    hyper = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, beta1_power=beta1_power, beta2_power=beta2_power)
+    values = _check_step("adam_delta", arrays, hyper, use_nesterov, use_locking)
     if out is None:
         out = np.empty(grad.shape, dtype=np.float32)
-    elif _array("out", out).shape != m.shape:
-        raise ValueError(f"For 'adam_delta', the 'out' must have the shape of 'm' {m.shape}, but got {out.shape}.")
-    _C.adam_delta(m, v, grad, out, lr, beta1, beta2, eps, beta1_power, beta2_power, use_nesterov, use_locking)
+    _C.adam_delta(m, v, grad, out, *values, use_nesterov, use_locking)
     return out
+
+
+def adam_apply(param, m, v, grad, *, lr, beta1, beta2, eps, beta1_power, beta2_power, use_nesterov=False,
+               use_locking=False):
+    """:func:`adam_delta` and ``param += delta`` in one pass, for a parameter in host memory.
+
+    The addition rounds exactly as ``param + adam_delta(...)`` does (and as MindSpore's
+    ``assign_add(param, delta)``); no delta array is written, which saves memory traffic.
+
+    Args:
+        param (numpy.ndarray): float32 parameter of the same shape as m; updated in place.
+        The rest: as :func:`adam_delta`.
+
+    Returns:
+        numpy.ndarray, ``param``.
+
+    Raises:
+        TypeError, ValueError: as :func:`adam_delta`; nothing is written when an error is raised.
+    """
+    hyper = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, beta1_power=beta1_power, beta2_power=beta2_power)
+    values = _check_step("adam_apply", {"param": param, "m": m, "v": v, "grad": grad}, hyper, use_nesterov,
+                         use_locking)
+    _C.adam_apply(param, m, v, grad, *values, use_nesterov, use_locking)
+    return param

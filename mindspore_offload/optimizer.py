@@ -1,4 +1,7 @@
 """AdamOffload: MindSpore's nn.AdamOffload, rebuilt on mindspore-offload's host kernel."""
+import os
+
+import mindspore as ms
 from mindspore import Parameter, Tensor, jit, ops
 from mindspore.common import dtype as mstype
 from mindspore.common.initializer import initializer
@@ -20,8 +23,29 @@ def _step(opt, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param,
     return F.depend(True, F.assign_add(param, delta))
 
 
-def _entry_point(use_nesterov, use_locking):
-    return "AdamOffloadStep" + ("Nesterov" if use_nesterov else "") + ("Locked" if use_locking else "")
+_adam_apply = C.MultitypeFuncGraph("mindspore_offload_adam_apply")
+
+
+@_adam_apply.register("Function", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor",
+                      "Tensor", "Tensor")
+def _apply(opt, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param, moment1, moment2):
+    """Parameters already in host memory: the custom op adds the delta to the parameter in the same pass."""
+    return F.depend(True, opt(param, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, gradient))
+
+
+def _parameters_on_host():
+    """True on the CPU backend, where the parameters live in host memory beside the moments.
+    MINDSPORE_OFFLOAD_HOST_APPLY=0 keeps the delta + assign_add path there too."""
+    if os.environ.get("MINDSPORE_OFFLOAD_HOST_APPLY", "1").strip() == "0":
+        return False
+    current = getattr(ms, "get_current_device", None)
+    target = current()[0] if current is not None else ms.get_context("device_target")
+    return str(target).upper() == "CPU"
+
+
+def _entry_point(apply, use_nesterov, use_locking):
+    return (("AdamOffloadApply" if apply else "AdamOffloadStep") + ("Nesterov" if use_nesterov else "")
+            + ("Locked" if use_locking else ""))
 
 
 class AdamOffload(Optimizer):
@@ -201,14 +225,16 @@ class AdamOffload(Optimizer):
         self.eps = Tensor(eps, mstype.float32)
         self.moment1 = self._parameters.clone(prefix="moment1", init="zeros")
         self.moment2 = self._parameters.clone(prefix="moment2", init="zeros")
-        self.opt = ops.Custom(f"{library}:{_entry_point(use_nesterov, use_locking)}",
-                              out_shape=lambda *shapes: _infer_shape(shapes, name),
-                              out_dtype=lambda *dtypes: _infer_dtype(dtypes, name),
+        self.apply_on_host = _parameters_on_host()
+        self._step = _adam_apply if self.apply_on_host else _adam_offload
+        self.opt = ops.Custom(f"{library}:{_entry_point(self.apply_on_host, use_nesterov, use_locking)}",
+                              out_shape=lambda *shapes: _infer_shape(shapes, name, self.apply_on_host),
+                              out_dtype=lambda *dtypes: _infer_dtype(dtypes, name, self.apply_on_host),
                               func_type="aot")
         # The moments live where this op runs: on the host, whatever the network's device.
         self.opt.set_device("CPU")
-        # It writes moment1 and moment2 in place, as AdamNoUpdateParam does: tell the graph, so reads and
-        # saves of the moments are ordered after it and the call is never merged or dropped.
+        # It writes moment1 and moment2 (and with apply_on_host the parameter) in place, as AdamNoUpdateParam
+        # does: tell the graph, so later reads and saves are ordered after it and it is never merged or dropped.
         self.opt.add_prim_attr("side_effect_mem", True)
 
     @jit(backend="ms_backend")
@@ -226,21 +252,22 @@ class AdamOffload(Optimizer):
         beta2_power = self.beta2_power * self.beta2
         self.beta2_power = beta2_power
         if self.is_group_lr:
-            success = self.map_reverse(F.partial(_adam_offload, self.opt, beta1_power, beta2_power,
+            success = self.map_reverse(F.partial(self._step, self.opt, beta1_power, beta2_power,
                                                  self.beta1, self.beta2, self.eps),
                                        lr, gradients, params, moment1, moment2)
         else:
-            success = self.map_reverse(F.partial(_adam_offload, self.opt, beta1_power, beta2_power,
+            success = self.map_reverse(F.partial(self._step, self.opt, beta1_power, beta2_power,
                                                  self.beta1, self.beta2, self.eps, lr),
                                        gradients, params, moment1, moment2)
         return success
 
 
-def _infer_shape(shapes, cls_name):
-    check.check_gradient_shapes(shapes, cls_name)
-    return shapes[-1]
+def _infer_shape(shapes, cls_name, apply):
+    """The delta has the gradient's shape; the apply op returns one float."""
+    check.check_gradient_shapes(shapes[1:] if apply else shapes, cls_name)
+    return [1] if apply else shapes[-1]
 
 
-def _infer_dtype(dtypes, cls_name):
-    check.check_gradient_dtypes(dtypes, cls_name)
+def _infer_dtype(dtypes, cls_name, apply):
+    check.check_gradient_dtypes(dtypes[1:] if apply else dtypes, cls_name)
     return dtypes[-1]

@@ -48,6 +48,21 @@ def test_entry_points_compute_the_step(entry, n):
     assert_step_close(m, v, arrays[9], ref)
 
 
+@pytest.mark.parametrize("entry", [e.replace("Step", "Apply") for e in ENTRIES])
+def test_apply_entry_points_update_the_parameter_in_place(entry):
+    arrays = make(1000)
+    param = np.random.default_rng(7).standard_normal(1000).astype(np.float32)
+    m, v, g = arrays[0].copy(), arrays[1].copy(), arrays[8]
+    expected = param + kernel.adam_delta(m, v, g, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8,
+                                         beta1_power=np.float32(0.9**3), beta2_power=np.float32(0.999**3),
+                                         use_nesterov="Nesterov" in entry)
+    done = np.full((1,), 7.0, np.float32)
+    assert call(entry, [param] + arrays[:9] + [done]) == 0
+    assert np.array_equal(param, expected) and np.array_equal(arrays[0], m) and np.array_equal(arrays[1], v)
+    assert done[0] == 0.0
+    assert call(entry, arrays) == 1  # the delta layout has one array fewer
+
+
 def test_same_bits_as_the_python_api():
     arrays = make(1000)
     m, v, g = arrays[0].copy(), arrays[1].copy(), arrays[8]

@@ -133,3 +133,23 @@ def test_set_isa_and_available():
         assert kernel.active_isa() == isa
     with pytest.raises(ValueError, match="must be one of 'avx512', 'avx2', 'scalar'"):
         kernel.set_isa("sse9")
+
+
+@pytest.mark.parametrize("nesterov", [False, True], ids=["plain", "nesterov"])
+@pytest.mark.parametrize("n", SIZES)
+def test_apply_equals_delta_then_add_at_every_level(n, nesterov):
+    """adam_apply (param += delta in the same pass) gives the bits of param + adam_delta(...)."""
+    m0, v0, g = make_state(n, 21)
+    param0 = np.random.default_rng(22).standard_normal(n).astype(np.float32)
+    hyper = dict(beta1_power=0.9**5, beta2_power=0.999**5, use_nesterov=nesterov, **HYPER)
+    m, v = m0.copy(), v0.copy()
+    expected = param0 + kernel.adam_delta(m, v, g, **hyper)
+    for isa in kernel.available_isas():
+        for threads in (1, 2):
+            kernel.set_isa(isa)
+            kernel.set_num_threads(threads)
+            _C.set_tuning(64, 1 << 40)
+            mi, vi, param = m0.copy(), v0.copy(), param0.copy()
+            assert kernel.adam_apply(param, mi, vi, g, **hyper) is param
+            assert np.array_equal(param, expected), (isa, threads)
+            assert np.array_equal(mi, m) and np.array_equal(vi, v), (isa, threads)
