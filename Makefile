@@ -24,10 +24,10 @@ $(BUILT): $(DEPS) $(SOURCES)
 build: $(BUILT)
 
 test: $(BUILT)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 example: $(BUILT)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PY) examples/lenet5.py
+	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) examples/lenet5.py
 
 bench: $(BUILT)
 	$(PY) benchmarks/bench_kernel.py
@@ -39,7 +39,7 @@ sanitize: $(DEPS)
 		--build-lib build/sanitize/lib
 	cp mindspore_offload/*.py build/sanitize/lib/mindspore_offload/
 	cd build/sanitize/lib && ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-		PYTHONPATH=. $(CURDIR)/$(PY) -m pytest -p no:cacheprovider -q $(CURDIR)/tests/test_kernel.py $(CURDIR)/tests/test_kernel_errors.py
+		PYTHONPATH=. $(abspath $(PY)) -m pytest -p no:cacheprovider -q $(CURDIR)/tests/test_kernel.py $(CURDIR)/tests/test_kernel_errors.py
 
 clean:
 	rm -rf build *.egg-info mindspore_offload/*.so $(BUILT)

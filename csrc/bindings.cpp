@@ -42,6 +42,10 @@ void check_buffers(const char* fn, const std::vector<Buffer>& buffers) {
       throw py::value_error(where(b.name) + " must be C-contiguous, but is a strided view; pass a contiguous "
                             "array (numpy.ascontiguousarray) and keep that array as the state.");
     }
+    if (!(b.array.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) {
+      throw py::value_error(where(b.name) + " is not aligned to 4 bytes (a view into a byte buffer at an odd "
+                            "offset); pass an aligned float32 array, e.g. a copy.");
+    }
     if (b.writes && !b.array.writeable()) {
       throw py::value_error(where(b.name) + " is read-only, but it is written in place; pass a writeable array.");
     }

@@ -107,18 +107,12 @@ CASES = [
     ("use_locking-none", hyper(use_locking=None), TypeError, r"'use_locking' must be a bool"),
 ]
 
-# Found while writing this table; each is a bug report (see the reason) until the package rejects it.
-KNOWN_GAPS = [
-    pytest.param(hyper(eps=1e-50), ValueError, r"'eps'", id="eps-rounds-to-0-in-float32",
-                 marks=pytest.mark.xfail(strict=True, reason="eps is checked > 0 in float64 but used in float32, "
-                                                             "where 1e-50 is 0: deltas are NaN where m = v = 0")),
-    pytest.param(hyper(lr=1e39), ValueError, r"'lr'", id="lr-overflows-float32",
-                 marks=pytest.mark.xfail(strict=True, reason="lr is checked finite in float64 but is inf in "
-                                                             "float32: every delta is -inf")),
-    pytest.param(misaligned, ValueError, r"'m'", id="m-misaligned",
-                 marks=pytest.mark.xfail(strict=True, reason="bindings accept NumPy arrays with ALIGNED=False; "
-                                                             "the scalar level then loads misaligned floats "
-                                                             "(undefined behaviour, UBSan aborts)")),
+# Found while writing this table, and fixed: values that are valid in float64 but not in the float32
+# the kernel computes with, and arrays the kernel cannot load safely.
+FLOAT32_AND_ALIGNMENT = [
+    pytest.param(hyper(eps=1e-50), ValueError, r"'eps'", id="eps-rounds-to-0-in-float32"),
+    pytest.param(hyper(lr=1e39), ValueError, r"'lr'", id="lr-overflows-float32"),
+    pytest.param(misaligned, ValueError, r"'m'", id="m-misaligned"),
 ]
 
 
@@ -135,7 +129,7 @@ def snapshot(s, changes):
     return arrays, [x.tobytes() for x in arrays]
 
 
-@pytest.mark.parametrize("change, error, message", [pytest.param(*c[1:], id=c[0]) for c in CASES] + KNOWN_GAPS)
+@pytest.mark.parametrize("change, error, message", [pytest.param(*c[1:], id=c[0]) for c in CASES] + FLOAT32_AND_ALIGNMENT)
 def test_bad_input_raises_and_writes_nothing(change, error, message):
     s = fresh()
     changes = change(s)
