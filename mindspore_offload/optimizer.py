@@ -156,7 +156,8 @@ class AdamOffload(Optimizer):
         - **gradients** (tuple[Tensor]) - The gradients of `params`, the shape is the same as `params`.
 
     Outputs:
-        Tensor[bool], the value is ``True`` .
+        Tensor[bool], the value is ``True`` . (As `nn.AdamOffload` in MindSpore 2.10 does, a direct call returns
+        one ``True`` per parameter, as a tuple.)
 
     Raises:
         TypeError: If `learning_rate` is not one of int, float, Tensor, Iterable, LearningRateSchedule.
