@@ -90,7 +90,8 @@ def library_path():
 def _real(fn, name, value):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"For '{fn}', the '{name}' must be a float, but got {type(value).__name__}.")
-    value = float(np.float32(value))  # what the kernel will compute with: 1e-50 is 0 there, 1e39 is inf
+    with np.errstate(over="ignore"):  # what the kernel will compute with: 1e-50 is 0 there, 1e39 is inf
+        value = float(np.float32(value))
     if not math.isfinite(value):
         raise ValueError(f"For '{fn}', the '{name}' must be finite, but got {value}.")
     return value
