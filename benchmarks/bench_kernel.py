@@ -4,15 +4,20 @@ For each size it times, interleaved within every repetition (the machines we run
 noisy, so every implementation sees the same noise), and reports medians in elements per second:
 
     ours/<isa>/t<threads>   mindspore_offload's kernel at each instruction-set level and thread count
+    ours-apply/<isa>/t<n>   adam_apply (param += delta in the same pass, no delta array: 28 bytes an
+                            element instead of 24), at the default level only
     ms-adam-no-update       MindSpore's ops.AdamNoUpdateParam on Parameters, PyNative (skipped if absent)
     numpy                   the same formula in NumPy, in place, with one scratch array
     limit                   the bandwidth probe (same access pattern, almost no arithmetic): the best of
-                            streaming / plain delta stores and 1 / 2 threads, measured in this run
+                            streaming / plain delta stores and 1 / 2 threads, measured in this run.
+                            It moves the delta pass's 24 bytes an element; there is no probe for
+                            apply's 28 (read param, g, m, v; write param, m, v), so apply's "of limit"
+                            is against an estimate, limit * 24 / 28, and only a guide
 
 Our kernel and the probe are timed through the compiled entry points (_C), so the figures are the
 pass itself plus one pybind11 call; kernel.adam_delta adds its Python argument checks on top.
 
-    python benchmarks/bench_kernel.py                # 2^10 .. 2^26, every second power, ~5 minutes
+    python benchmarks/bench_kernel.py                # 2^10 .. 2^26, every second power, ~1 minute quiet
     python benchmarks/bench_kernel.py --quick        # 2^14, 2^20, 2^24, fewer repetitions
     python benchmarks/bench_kernel.py --sizes 20,24,26 --repeat 9 --out-dir /tmp/bench
 """
@@ -42,6 +47,7 @@ def parse_args(argv=None):
     p.add_argument("--min-sample", type=float, default=None,
                    help="seconds each timed sample lasts at least; small sizes loop the call (default 0.02)")
     p.add_argument("--no-mindspore", action="store_true", help="skip ops.AdamNoUpdateParam")
+    p.add_argument("--no-apply", action="store_true", help="skip adam_apply (ours-apply rows)")
     p.add_argument("--quick", action="store_true", help="three sizes, three repetitions: a smoke run")
     a = p.parse_args(argv)
     if a.sizes is None:
@@ -88,8 +94,8 @@ class Timed:
         self.samples.append((time.perf_counter() - t) / inner)
 
 
-def ours(kernel_state, probe_state, isas, threads):
-    """Our kernel at every level for one thread count, and the probe with both store kinds."""
+def ours(kernel_state, apply_state, probe_state, isas, apply_isa, threads):
+    """Our kernel at every level for one thread count, adam_apply at apply_isa, and the probe."""
     m, v, g, d = kernel_state
     h = HYPER
     out = []
@@ -98,6 +104,13 @@ def ours(kernel_state, probe_state, isas, threads):
             _C.adam_delta(m, v, g, d, h["lr"], h["beta1"], h["beta2"], h["eps"], h["beta1_power"],
                           h["beta2_power"], False, False)
         out.append((f"ours/{isa}/t{threads}", isa, run))
+    if apply_isa:
+        am, av, ag, ap = apply_state
+
+        def run_apply():
+            _C.adam_apply(ap, am, av, ag, h["lr"], h["beta1"], h["beta2"], h["eps"], h["beta1_power"],
+                          h["beta2_power"], False, False)
+        out.append((f"ours-apply/{apply_isa}/t{threads}", apply_isa, run_apply))
     pm, pv, pg, pd = probe_state
     for stream in (False, True):
         out.append((f"probe/{'stream' if stream else 'plain'}/t{threads}", None,
@@ -156,7 +169,11 @@ def mindspore_adam(n, rng):
 
 def measure(n, args, rng, isas, ms_ok):
     kernel_state, probe_state = state(n, rng), state(n, rng)
-    groups = {t: ours(kernel_state, probe_state, isas, t) for t in args.threads}
+    apply_state = None
+    if args.apply_isa:  # m, v, grad, and a parameter of ordinary values (state's last array is empty)
+        am, av, ag, _ = state(n, rng)
+        apply_state = (am, av, ag, np.full_like(ag, 0.05))
+    groups = {t: ours(kernel_state, apply_state, probe_state, isas, args.apply_isa, t) for t in args.threads}
     impls = {}
     for t, entries in groups.items():
         kernel.set_num_threads(t)
@@ -220,7 +237,7 @@ def plot(results, sizes, path):
     ax.set_yscale("log")
     ax.set_xlabel("elements per tensor")
     ax.set_ylabel("G elements / s (median)")
-    ax.set_title("Host Adam pass: read g, m, v; write m, v, delta (24 bytes/element)")
+    ax.set_title("Host Adam pass: delta 24 bytes/element, apply 28 (limit: 24-byte probe)", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
@@ -234,6 +251,7 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     isas = kernel.available_isas()
     first_isa, first_threads = kernel.active_isa(), kernel.get_num_threads()
+    args.apply_isa = None if args.no_apply else first_isa
     ms_ok = not args.no_mindspore
     results = {}
     csv_path = os.path.join(args.out_dir, "kernel_throughput.csv")
@@ -271,6 +289,11 @@ def print_size(n, med, samples, limit, isa, threads):
     for name, t in med.items():
         print(f"  {name:22s} {n / t / 1e9:8.3f} {n / t / limit:9.3f} {paired(samples, name, 'limit'):7.3f} "
               f"{t * 1e6:10.1f} us", flush=True)
+    for name in (k for k in med if k.startswith("ours-apply/")):
+        # No probe moves apply's 28 bytes; scale the 24-byte limit by bytes as a guide.
+        print(f"  {name}: {n / med[name] / (limit * 24 / 28):.3f} of the estimated apply limit "
+              f"(limit * 24/28 = {limit * 24 / 28 / 1e9:.2f} G el/s; paired "
+              f"{paired(samples, name, 'limit') * 28 / 24:.3f})", flush=True)
 
 
 if __name__ == "__main__":

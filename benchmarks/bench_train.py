@@ -8,8 +8,10 @@ Two models, each trained with nn.TrainOneStepCell(nn.WithLossCell(net, loss), op
     small    300 Dense(16, 16) layers (600 parameter tensors of 256 or 16 elements): the Adam
              arithmetic is negligible and the per-tensor cost of each optimizer call rules
 
-and three optimizers on the same initial weights: mindspore_offload.AdamOffload ("ours"),
-nn.AdamOffload and nn.Adam. Every step cell is compiled and warmed up first; then each repetition
+and four optimizers on the same initial weights: mindspore_offload.AdamOffload ("ours"; on the CPU
+backend it updates the parameter on the host in the same pass as the moments), the same class built
+with MINDSPORE_OFFLOAD_HOST_APPLY=0 ("ours (delta + assign_add)": the kernel returns delta and
+MindSpore adds it to the parameter, the path Ascend and GPU use), nn.AdamOffload and nn.Adam. Every step cell is compiled and warmed up first; then each repetition
 runs one step of every optimizer in turn (interleaved, so all see the same noise), and medians
 and the ratios of medians are reported.
 
@@ -60,8 +62,25 @@ MODELS = {  # name: (network factory, input shape, label shape)
     "small": (small_net, (4, 16), (4, 16)),
 }
 
+def delta_path_adam_offload(params, **kwargs):
+    """AdamOffload on the delta + assign_add path: MINDSPORE_OFFLOAD_HOST_APPLY=0 is read at construction."""
+    key = "MINDSPORE_OFFLOAD_HOST_APPLY"
+    before = os.environ.get(key)
+    os.environ[key] = "0"
+    try:
+        opt = AdamOffload(params, **kwargs)
+    finally:
+        if before is None:
+            del os.environ[key]
+        else:
+            os.environ[key] = before
+    assert not opt.apply_on_host
+    return opt
+
+
 OPTIMIZERS = {
     "ours": AdamOffload,
+    "ours (delta + assign_add)": delta_path_adam_offload,
     "nn.AdamOffload": nn.AdamOffload,
     "nn.Adam": nn.Adam,
 }
@@ -80,6 +99,8 @@ def step_cells(model):
         for p in net.trainable_params():
             p.set_data(Tensor(weights[p.name]))
         opt = opt_cls(net.trainable_params(), learning_rate=1e-4)
+        if name == "ours":
+            print(f"  ours: apply_on_host={opt.apply_on_host}", flush=True)
         cell = nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), opt)
         cell.set_train()
         cells[name] = cell
@@ -125,11 +146,11 @@ def main(argv=None):
         for model in args.models:
             med, samples, n_params, n_tensors = run_model(model, args)
             base = med["nn.AdamOffload"]
-            print(f"  {'optimizer':16s} {'median step':>12s} {'/ nn.AdamOffload':>17s} {'paired':>8s} {'/ nn.Adam':>10s}")
+            print(f"  {'optimizer':26s} {'median step':>12s} {'/ nn.AdamOffload':>17s} {'paired':>8s} {'/ nn.Adam':>10s}")
             for name, t in med.items():
                 # The ratio of each repetition's neighbouring steps, then its median: robust to slow drifts.
                 paired = statistics.median(a / b for a, b in zip(samples[name], samples["nn.AdamOffload"]))
-                print(f"  {name:16s} {t * 1e3:9.2f} ms {t / base:17.3f} {paired:8.3f} {t / med['nn.Adam']:10.3f}")
+                print(f"  {name:26s} {t * 1e3:9.2f} ms {t / base:17.3f} {paired:8.3f} {t / med['nn.Adam']:10.3f}")
                 w.writerow([model, n_params, n_tensors, name, f"{t:.6g}", f"{t / base:.4f}",
                             f"{t / med['nn.Adam']:.4f}", f"{paired:.4f}", len(samples[name])])
             f.flush()
