@@ -29,13 +29,7 @@ OPTIMIZERS = {"ours": AdamOffload, "mindspore": getattr(nn, "AdamOffload", None)
 OPTIMIZER_STATE = ("moment1.", "moment2.", "beta1_power", "beta2_power", "global_step", "learning_rate")
 
 
-@pytest.fixture(autouse=True)
-def graph_mode(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # a failed compile writes rank_0/om/analyze_fail.ir to the working folder
-    mode = ms.get_context("mode")
-    ms.set_context(mode=ms.GRAPH_MODE)
-    yield
-    ms.set_context(mode=mode)
+pytestmark = pytest.mark.usefixtures("graph_mode")
 
 
 def make_cell(optimizer, seed=0):

@@ -207,15 +207,6 @@ def test_white_list_that_does_not_exist_is_refused(monkeypatch, tmp_path):
         AdamOffload(net_params())
 
 
-@pytest.fixture
-def graph_mode(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # a failed compile writes rank_0/om/analyze_fail.ir to the working folder
-    mode = ms.get_context("mode")
-    ms.set_context(mode=ms.GRAPH_MODE)
-    yield
-    ms.set_context(mode=mode)
-
-
 def gradients(params, dtype=np.float32):
     return tuple(Tensor(np.full(p.shape, 0.5, dtype)) for p in params)
 
