@@ -33,13 +33,19 @@ bench: $(BUILT)
 	$(PY) benchmarks/bench_kernel.py
 	$(PY) benchmarks/bench_train.py
 
-# The kernel tests under AddressSanitizer and UndefinedBehaviorSanitizer (docs/usage.md#sanitizers).
+# The kernel tests under AddressSanitizer and UndefinedBehaviorSanitizer (docs/usage.md#sanitizers),
+# against a separate build in build/sanitize (checked to be the library the tests load).
+SANITIZE_ENV = ASAN_OPTIONS=detect_leaks=0 PYTHONPATH=. \
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)"
+
 sanitize: $(DEPS)
 	rm -rf build/sanitize && MINDSPORE_OFFLOAD_SANITIZE=1 $(PY) setup.py -q build_ext --build-temp build/sanitize \
 		--build-lib build/sanitize/lib
 	cp mindspore_offload/*.py build/sanitize/lib/mindspore_offload/
-	cd build/sanitize/lib && ASAN_OPTIONS=detect_leaks=0 LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" \
-		PYTHONPATH=. $(abspath $(PY)) -m pytest -p no:cacheprovider -q $(CURDIR)/tests/test_kernel.py $(CURDIR)/tests/test_kernel_errors.py
+	cd build/sanitize/lib && $(SANITIZE_ENV) $(abspath $(PY)) -c \
+		"import mindspore_offload._C as c; assert '/build/sanitize/' in c.__file__, c.__file__"
+	cd build/sanitize/lib && $(SANITIZE_ENV) $(abspath $(PY)) -m pytest -p no:cacheprovider -q \
+		$(CURDIR)/tests/test_kernel.py $(CURDIR)/tests/test_kernel_errors.py $(CURDIR)/tests/test_custom_op_entry.py
 
 clean:
 	rm -rf build *.egg-info mindspore_offload/*.so $(BUILT)
