@@ -38,6 +38,14 @@ inline void masked(const Consts& k, float* m, float* v, const float* g, float* o
   _mm512_mask_storeu_ps(out, mask, dv);
 }
 
+template <Output kOut>
+inline void prefetch(const float* m, const float* v, const float* g, const float* out) {
+  _mm_prefetch(reinterpret_cast<const char*>(g + kPrefetchAhead), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(m + kPrefetchAhead), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(v + kPrefetchAhead), _MM_HINT_T0);
+  if (kOut == Output::kApply) _mm_prefetch(reinterpret_cast<const char*>(out + kPrefetchAhead), _MM_HINT_T0);
+}
+
 template <bool kNesterov, Output kOut>
 void run(float* m, float* v, const float* g, float* out, std::size_t n, const Consts& k) {
   std::size_t i = 0;
@@ -48,7 +56,9 @@ void run(float* m, float* v, const float* g, float* out, std::size_t n, const Co
       i = head;
     }
   }
+  const bool far = n >= kPrefetchMin;
   for (; i + 16 <= n; i += 16) {
+    if (far) prefetch<kOut>(m + i, v + i, g + i, out + i);
     __m512 mv = _mm512_loadu_ps(m + i);
     __m512 vv = _mm512_loadu_ps(v + i);
     const __m512 dv = step<kNesterov>(k, _mm512_loadu_ps(g + i), mv, vv);
