@@ -1,8 +1,8 @@
 """Builds the one private extension, mindspore_offload._C, from csrc/*.cpp.
 
 Base flags stay at the x86-64 baseline; each instruction-set kernel raises its own target inside its
-file (#pragma GCC target), and the level is chosen at run time. MINDSPORE_OFFLOAD_NATIVE=1 adds
--march=native for a local build only: such a build is not portable and must never be shipped.
+file (#pragma GCC target), and the level is chosen at run time. MINDSPORE_OFFLOAD_NATIVE=1 tunes a
+local build for this CPU only (# opt-in: such a build is not portable and must never be shipped).
 """
 import os
 from glob import glob
@@ -14,7 +14,7 @@ from setuptools import setup
 # rounds the same way. no-math-errno: sqrt never sets errno, so it stays one instruction.
 flags = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-Wall", "-Wextra"]
 if os.environ.get("MINDSPORE_OFFLOAD_NATIVE") == "1":
-    flags.append("-march=native")
+    flags.append("-march=native")  # opt-in local build only, never in what we ship
 if os.environ.get("MINDSPORE_OFFLOAD_SANITIZE") == "1":
     flags = ["-O1", "-g", "-ffp-contract=off", "-fno-math-errno", "-fsanitize=address,undefined",
              "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
