@@ -1,7 +1,6 @@
 // One Adam step over a whole buffer: coefficients, level, threads and the optional lock.
 #include <xmmintrin.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <mutex>
@@ -24,8 +23,6 @@ struct Job {
   float* v;
   const float* grad;
   float* out;
-  std::size_t n;
-  std::size_t chunk;
   AdamCoeffs k;
   AdamKernel kernel;
   bool nesterov;
@@ -33,11 +30,8 @@ struct Job {
   unsigned csr;  // the caller's floating-point control word, so workers round as it does
 };
 
-void run_chunk(void* ctx, int index) {
+void run_chunk(void* ctx, std::size_t begin, std::size_t len) {
   const Job& j = *static_cast<const Job*>(ctx);
-  const std::size_t begin = static_cast<std::size_t>(index) * j.chunk;
-  if (begin >= j.n) return;
-  const std::size_t len = std::min(j.chunk, j.n - begin);
   const unsigned saved = _mm_getcsr();
   _mm_setcsr(j.csr);
   j.kernel(j.m + begin, j.v + begin, j.grad + begin, j.out + begin, len, j.k, j.nesterov, j.output);
@@ -58,19 +52,10 @@ void adam_run(float* m, float* v, const float* grad, float* out, std::size_t n, 
   const Tuning t = tuning();
   const bool stream = n >= t.stream_min && (reinterpret_cast<std::uintptr_t>(out) & 3) == 0;
   const Output output = apply ? Output::kApply : stream ? Output::kStream : Output::kStore;
-  Job job{m, v, grad, out, n, n, adam_coeffs(h), kernel_for(active_isa()), h.nesterov, output, _mm_getcsr()};
+  Job job{m, v, grad, out, adam_coeffs(h), kernel_for(active_isa()), h.nesterov, output, _mm_getcsr()};
   std::unique_lock<std::mutex> lock;
   if (use_locking) lock = std::unique_lock<std::mutex>(lock_for(m));
-
-  const std::size_t by_size = std::max<std::size_t>(1, n / std::max<std::size_t>(1, t.grain));
-  const int tasks = static_cast<int>(std::min<std::size_t>(get_num_threads(), by_size));
-  if (tasks <= 1) {
-    job.kernel(m, v, grad, out, n, job.k, job.nesterov, job.output);
-    return;
-  }
-  // Equal chunks on 64-byte boundaries, so no two threads write the same cache line.
-  job.chunk = ((n + tasks - 1) / tasks + 15) / 16 * 16;
-  parallel_run(tasks, run_chunk, &job);
+  parallel_for(n, t.grain, run_chunk, &job);
 }
 
 }  // namespace mso

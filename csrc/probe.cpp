@@ -3,7 +3,6 @@
 // vectors this CPU has for the plain loop.
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 
@@ -61,26 +60,19 @@ struct ProbeJob {
   float* v;
   const float* g;
   float* d;
-  std::size_t n;
-  std::size_t chunk;
   bool stream;
 };
 
-void probe_chunk(void* ctx, int index) {
+void probe_chunk(void* ctx, std::size_t begin, std::size_t len) {
   const ProbeJob& j = *static_cast<const ProbeJob*>(ctx);
-  const std::size_t begin = static_cast<std::size_t>(index) * j.chunk;
-  if (begin >= j.n) return;
-  const std::size_t len = std::min(j.chunk, j.n - begin);
   (j.stream ? touch_stream : touch)(j.m + begin, j.v + begin, j.g + begin, j.d + begin, len);
 }
 
 }  // namespace
 
 void bandwidth_probe(float* m, float* v, const float* g, float* d, std::size_t n, bool stream) {
-  const std::size_t by_size = std::max<std::size_t>(1, n / std::max<std::size_t>(1, tuning().grain));
-  const int tasks = static_cast<int>(std::min<std::size_t>(get_num_threads(), by_size));
-  ProbeJob job{m, v, g, d, n, ((n + tasks - 1) / tasks + 15) / 16 * 16, stream};
-  parallel_run(tasks, probe_chunk, &job);
+  ProbeJob job{m, v, g, d, stream};
+  parallel_for(n, tuning().grain, probe_chunk, &job);
 }
 
 }  // namespace mso

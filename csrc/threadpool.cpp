@@ -145,4 +145,33 @@ void parallel_run(int count, TaskFn fn, void* ctx) {
   p->done_cv.wait(lock, [&] { return p->done.load(std::memory_order_acquire) == count; });
 }
 
+namespace {
+
+struct Ranges {
+  std::size_t n;
+  std::size_t chunk;
+  RangeFn fn;
+  void* ctx;
+};
+
+void run_range(void* ctx, int index) {
+  const Ranges& r = *static_cast<const Ranges*>(ctx);
+  const std::size_t begin = static_cast<std::size_t>(index) * r.chunk;
+  if (begin < r.n) r.fn(r.ctx, begin, std::min(r.chunk, r.n - begin));
+}
+
+}  // namespace
+
+void parallel_for(std::size_t n, std::size_t grain, RangeFn fn, void* ctx) {
+  if (n == 0) return;
+  const std::size_t by_size = std::max<std::size_t>(1, n / std::max<std::size_t>(1, grain));
+  const int tasks = static_cast<int>(std::min<std::size_t>(get_num_threads(), by_size));
+  if (tasks <= 1) {
+    fn(ctx, 0, n);
+    return;
+  }
+  Ranges ranges{n, ((n + tasks - 1) / tasks + 15) / 16 * 16, fn, ctx};
+  parallel_run(tasks, run_range, &ranges);
+}
+
 }  // namespace mso

@@ -1,9 +1,12 @@
 // A persistent pool of worker threads: no thread is started per call on the hot path.
 #pragma once
 
+#include <cstddef>
+
 namespace mso {
 
 using TaskFn = void (*)(void* ctx, int index);
+using RangeFn = void (*)(void* ctx, std::size_t begin, std::size_t len);
 
 int get_num_threads();
 void set_num_threads(int n);  // n >= 1; the calling thread counts as one
@@ -11,5 +14,10 @@ void set_num_threads(int n);  // n >= 1; the calling thread counts as one
 // Runs fn(ctx, i) for every i in [0, count), the calling thread taking part, and returns when all
 // are done. If another caller is using the pool at that moment, runs them all on this thread.
 void parallel_run(int count, TaskFn fn, void* ctx);
+
+// Runs fn(ctx, begin, len) over [0, n) split into equal chunks on 64-byte boundaries (so no two
+// threads write the same cache line): one chunk per thread, but no chunk shorter than about `grain`
+// elements. With a single chunk, fn(ctx, 0, n) runs directly on the calling thread.
+void parallel_for(std::size_t n, std::size_t grain, RangeFn fn, void* ctx);
 
 }  // namespace mso
