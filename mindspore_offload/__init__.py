@@ -9,8 +9,8 @@ import importlib
 
 from mindspore_offload._version import __version__
 
-__all__ = ["AdamOffload", "load_param_into_net_checked", "save_checkpoint", "LatestCheckpoint", "kernel",
-           "__version__"]
+__all__ = ["AdamOffload", "load_param_into_net_checked", "save_checkpoint", "LatestCheckpoint",
+           "find_resume_checkpoint", "kernel", "__version__"]
 
 
 def __getattr__(name):
@@ -26,10 +26,8 @@ def __getattr__(name):
         from mindspore_offload.safe_save import save_checkpoint
 
         return save_checkpoint
-    if name == "LatestCheckpoint":
-        from mindspore_offload.latest import LatestCheckpoint
-
-        return LatestCheckpoint
+    if name in ("LatestCheckpoint", "find_resume_checkpoint"):
+        return getattr(importlib.import_module("mindspore_offload.latest"), name)
     if name == "kernel":
         return importlib.import_module("mindspore_offload.kernel")
     raise AttributeError(f"module 'mindspore_offload' has no attribute '{name}'")
