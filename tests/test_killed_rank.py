@@ -73,8 +73,10 @@ def test_the_job_ends_with_a_clear_message_when_a_rank_is_killed(killed_and_resu
 @pytest.mark.slow
 def test_every_rank_resumes_from_the_last_step_all_saved(killed_and_resumed):
     out = killed_and_resumed["out"]
-    for rank in range(WORKERS):
-        assert (out / f"resumed_from_rank{rank}").read_text() == str(KILL_AFTER)
+    # Rank 1 dies after saving step KILL_AFTER; rank 0, killed by msrun up to a second later, may have
+    # been inside its own save of that step, and then every rank resumes from the step before.
+    steps = {(out / f"resumed_from_rank{rank}").read_text() for rank in range(WORKERS)}
+    assert steps in ({str(KILL_AFTER)}, {str(KILL_AFTER - 1)}), steps
     names = sorted(os.listdir(out / "ckpt"))
     assert names == [f"dp_{kind}_rank{r}of{WORKERS}.ckpt" for kind in ("latest", "previous") for r in range(WORKERS)]
 
