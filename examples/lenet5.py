@@ -215,7 +215,7 @@ class SaveEachEpoch(Callback):
         super().__init__()
         self.path = path
 
-    def epoch_end(self, run_context):
+    def on_train_epoch_end(self, run_context):
         save_checkpoint(run_context.original_args().train_network, self.path)
 
 

@@ -184,12 +184,12 @@ class LatestCheckpoint(Callback):
         self._last_step = cb_params.cur_step_num
         self._last_time = time.time()
 
-    def step_end(self, run_context):
+    def on_train_step_end(self, run_context):
         cb_params = run_context.original_args()
         if self._due(cb_params.cur_step_num):
             self._save(cb_params)
 
-    def end(self, run_context):
+    def on_train_end(self, run_context):
         cb_params = run_context.original_args()
         if cb_params.cur_step_num != self._last_step:
             self._save(cb_params)

@@ -55,7 +55,7 @@ class KillAfter(Callback):
         super().__init__()
         self.after, self.stamp = after, stamp
 
-    def step_begin(self, run_context):
+    def on_train_step_begin(self, run_context):
         if run_context.original_args().cur_step_num == self.after + 1:
             with open(self.stamp, "w") as f:
                 f.write(repr(time.time()))
