@@ -181,18 +181,20 @@ def test_a_killed_saves_temporary_is_removed_and_a_live_ones_is_kept(tmp_path):
 
 # ---- disk full and unwritable directories (in a forked child, whose limits and user do not leak) -------
 
-def in_child(prepare, save_args, timeout=60):
-    """Runs prepare() then save_checkpoint(*save_args) in a forked child; returns (errno, message)."""
+def error_record(error):
+    return {"errno": getattr(error, "errno", None), "type": type(error).__name__, "message": str(error)}
+
+
+def in_child(body, timeout=60):
+    """Runs body() in a forked child and returns the dict it returns (or its exception's record)."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
         code = 0
         try:
-            prepare()
-            save_checkpoint(*save_args)
-            result = {"errno": None, "type": None, "message": "no error"}
+            result = body()
         except BaseException as error:  # noqa: BLE001
-            result = {"errno": getattr(error, "errno", None), "type": type(error).__name__, "message": str(error)}
+            result = error_record(error)
         try:
             os.write(write_end, json.dumps(result).encode())
         except BaseException:  # noqa: BLE001
@@ -210,6 +212,15 @@ def in_child(prepare, save_args, timeout=60):
         return json.loads(f.read() or "{}")
 
 
+def save_in_child(prepare, save_args):
+    """prepare() then save_checkpoint(*save_args) in a forked child: the error's record, or 'no error'."""
+    def body():
+        prepare()
+        save_checkpoint(*save_args)
+        return {"errno": None, "type": None, "message": "no error"}
+    return in_child(body)
+
+
 def test_a_full_disk_is_refused_and_the_old_checkpoint_kept(tmp_path):
     path = str(tmp_path / "c.ckpt")
     save_checkpoint(params(1, size=100), path)
@@ -219,7 +230,7 @@ def test_a_full_disk_is_refused_and_the_old_checkpoint_kept(tmp_path):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
-    result = in_child(limit_file_size, (params(2, size=100_000), path))
+    result = save_in_child(limit_file_size, (params(2, size=100_000), path))
     assert result["errno"] == errno.EFBIG, result
     assert "could not be written" in result["message"] and "still holds the previous checkpoint" in result["message"]
     assert pathlib.Path(path).read_bytes() == old_bytes and temporaries(tmp_path) == []
@@ -246,7 +257,7 @@ def test_an_unwritable_directory_is_refused_and_the_old_checkpoint_kept(tmp_path
 
             def prepare():
                 pass
-        result = in_child(prepare, (params(2), path))
+        result = save_in_child(prepare, (params(2), path))
         assert result["errno"] in (errno.EACCES, errno.EPERM), result
         assert "not writable" in result["message"], result
         assert pathlib.Path(path).read_bytes() == old_bytes and temporaries(folder) == []
@@ -255,3 +266,45 @@ def test_an_unwritable_directory_is_refused_and_the_old_checkpoint_kept(tmp_path
         for name in os.listdir(folder):
             os.remove(os.path.join(folder, name))
         os.rmdir(folder)
+
+
+def test_a_full_and_then_read_only_tmpfs(tmp_path):
+    """A real full disk (ENOSPC) and read-only file system (EROFS): a 256 KiB tmpfs mounted in a private
+    mount namespace of a forked child (needs CAP_SYS_ADMIN, e.g. root in a container that allows it)."""
+    import ctypes
+
+    folder = str(tmp_path / "small")
+    os.mkdir(folder)
+    path = os.path.join(folder, "c.ckpt")
+
+    def body():
+        libc = ctypes.CDLL(None, use_errno=True)
+        clone_newns, ms_rdonly, ms_remount, ms_rec, ms_private = 0x20000, 1, 32, 0x4000, 1 << 18
+        if libc.unshare(clone_newns) != 0 or libc.mount(b"none", b"/", None, ms_rec | ms_private, None) != 0 \
+                or libc.mount(b"tmpfs", folder.encode(), b"tmpfs", 0, b"size=256k") != 0:
+            return {"unavailable": os.strerror(ctypes.get_errno())}
+        save_checkpoint(params(1), path)
+        old_bytes = pathlib.Path(path).read_bytes()
+        result = {}
+        try:
+            save_checkpoint(params(2, size=100_000), path)  # 1.2 MB into 256 KiB
+        except OSError as error:
+            result["full"] = error_record(error)
+        result["full_kept"] = pathlib.Path(path).read_bytes() == old_bytes and temporaries(folder) == []
+        if libc.mount(b"tmpfs", folder.encode(), None, ms_remount | ms_rdonly, b"size=256k") != 0:
+            return {"unavailable": "remount read-only: " + os.strerror(ctypes.get_errno())}
+        try:
+            save_checkpoint(params(2), path)
+        except OSError as error:
+            result["read_only"] = error_record(error)
+        result["read_only_kept"] = pathlib.Path(path).read_bytes() == old_bytes and loaded_version(path) == 1
+        return result
+
+    result = in_child(body)
+    if "unavailable" in result:
+        pytest.skip(f"cannot mount a tmpfs here ({result['unavailable']}); "
+                    f"the RLIMIT_FSIZE and unwritable-folder tests cover these errors")
+    assert result["full"]["errno"] == errno.ENOSPC and "the disk is full" in result["full"]["message"], result
+    assert result["full_kept"], result
+    assert result["read_only"]["errno"] == errno.EROFS and "read-only" in result["read_only"]["message"], result
+    assert result["read_only_kept"], result
