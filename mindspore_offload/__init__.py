@@ -9,7 +9,8 @@ import importlib
 
 from mindspore_offload._version import __version__
 
-__all__ = ["AdamOffload", "load_param_into_net_checked", "kernel", "__version__"]
+__all__ = ["AdamOffload", "load_param_into_net_checked", "save_checkpoint", "LatestCheckpoint",
+           "find_resume_checkpoint", "kernel", "__version__"]
 
 
 def __getattr__(name):
@@ -21,6 +22,12 @@ def __getattr__(name):
         from mindspore_offload.checkpoint import load_param_into_net_checked
 
         return load_param_into_net_checked
+    if name == "save_checkpoint":
+        from mindspore_offload.safe_save import save_checkpoint
+
+        return save_checkpoint
+    if name in ("LatestCheckpoint", "find_resume_checkpoint"):
+        return getattr(importlib.import_module("mindspore_offload.latest"), name)
     if name == "kernel":
         return importlib.import_module("mindspore_offload.kernel")
     raise AttributeError(f"module 'mindspore_offload' has no attribute '{name}'")
