@@ -7,8 +7,6 @@ fastest. Each split adds leftover elements at its task edges, which MindSpore ro
 So a bit-for-bit comparison uses a kernel no more than five times: `adam_no_update_param` below moves
 on to a shape of the same size that no kernel has seen yet (a rank of 3 to 8, unusual in other tests).
 """
-import itertools
-
 import numpy as np
 
 UNSPLIT_LAUNCHES = 5  # MindSpore's first search round: one task, whatever the size
@@ -20,16 +18,25 @@ def _shapes(n):
             yield (1,) * at + (n,) + (1,) * (rank - 1 - at)
 
 
-_fresh = {}  # n -> iterator over (shape, launches left) for that size
+_state = {}  # n -> [iterator over unused shapes of n elements, current shape, its launches so far]
 
 
-def _next_shape(n):
-    if n not in _fresh:
-        _fresh[n] = itertools.chain.from_iterable(itertools.repeat(s, UNSPLIT_LAUNCHES) for s in _shapes(n))
-    try:
-        return next(_fresh[n])
-    except StopIteration:
-        raise RuntimeError(f"no unused shape of {n} elements left; the test launches too often") from None
+def _shape_for(n, launches):
+    """A shape of n elements whose kernel can take `launches` more launches within its first five."""
+    state = _state.setdefault(n, [_shapes(n), None, UNSPLIT_LAUNCHES])
+    if state[2] + launches > UNSPLIT_LAUNCHES:
+        state[1] = next(state[0], None)
+        state[2] = 0
+        if state[1] is None:
+            raise RuntimeError(f"no unused shape of {n} elements left; the test launches too often")
+    state[2] += launches
+    return state[1]
+
+
+def unused_shape(n):
+    """A shape of n elements that no kernel of this process has run, now the caller's: for training
+    through nn.AdamOffload, whose first five launches of each parameter's kernel are single tasks."""
+    return _shape_for(n, UNSPLIT_LAUNCHES)
 
 
 def adam_no_update_param(m, v, g, *, beta1_power, beta2_power, lr, beta1, beta2, eps, use_nesterov,
@@ -39,7 +46,7 @@ def adam_no_update_param(m, v, g, *, beta1_power, beta2_power, lr, beta1, beta2,
     import mindspore as ms
     from mindspore import Parameter, Tensor
 
-    shape = _next_shape(m.size) if shape is None else shape
+    shape = _shape_for(m.size, 1) if shape is None else shape
     op = ms.ops.AdamNoUpdateParam(use_nesterov=use_nesterov)
     mp = Parameter(Tensor(np.array(m, np.float32).reshape(shape)), name="m")
     vp = Parameter(Tensor(np.array(v, np.float32).reshape(shape)), name="v")
