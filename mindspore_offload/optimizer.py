@@ -9,6 +9,7 @@ from mindspore.nn.optim.optimizer import Optimizer
 from mindspore.ops import composite as C
 from mindspore.ops import functional as F
 
+from mindspore_offload import _sharding
 from mindspore_offload import _validation as check
 from mindspore_offload import kernel
 
@@ -201,7 +202,7 @@ class AdamOffload(Optimizer):
     """
 
     def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, use_locking=False,
-                 use_nesterov=False, weight_decay=0.0, loss_scale=1.0):
+                 use_nesterov=False, weight_decay=0.0, loss_scale=1.0, shard_state=False):
         super().__init__(learning_rate, params, weight_decay, loss_scale)
         name = self.cls_name
         check.check_type("beta1", beta1, [float], name)
@@ -212,6 +213,7 @@ class AdamOffload(Optimizer):
         check.check_positive("eps", eps, name)
         check.check_type("use_locking", use_locking, [bool], name)
         check.check_type("use_nesterov", use_nesterov, [bool], name)
+        check.check_type("shard_state", shard_state, [bool], name)
         check.check_float32_parameters(self._parameters, name)
         library = kernel.library_path()
         check.check_white_list(library, name)
@@ -224,9 +226,9 @@ class AdamOffload(Optimizer):
         self.beta1_power = Parameter(initializer(1, [1], mstype.float32), name="beta1_power")
         self.beta2_power = Parameter(initializer(1, [1], mstype.float32), name="beta2_power")
         self.eps = Tensor(eps, mstype.float32)
-        self.moment1 = self._parameters.clone(prefix="moment1", init="zeros")
-        self.moment2 = self._parameters.clone(prefix="moment2", init="zeros")
-        self.apply_on_host = _parameters_on_host()
+        # shard: (rank, ranks) when this rank keeps only slices of the moments (_sharding.py), else None.
+        self.shard, self.moment1, self.moment2 = _sharding.moments(self._parameters, shard_state, name)
+        self.apply_on_host = _parameters_on_host() and self.shard is None  # sharded: gather the delta first
         self._step = _adam_apply if self.apply_on_host else _adam_offload
         self.opt = ops.Custom(f"{library}:{_entry_point(self.apply_on_host, use_nesterov, use_locking)}",
                               out_shape=lambda *shapes: _infer_shape(shapes, name, self.apply_on_host),
@@ -237,6 +239,8 @@ class AdamOffload(Optimizer):
         # It writes moment1 and moment2 (and with apply_on_host the parameter) in place, as AdamNoUpdateParam
         # does: tell the graph, so later reads and saves are ordered after it and it is never merged or dropped.
         self.opt.add_prim_attr("side_effect_mem", True)
+        if self.shard is not None:
+            self._step = _sharding.step
 
     @jit(backend="ms_backend")
     def construct(self, gradients):
