@@ -9,7 +9,7 @@ import importlib
 
 from mindspore_offload._version import __version__
 
-__all__ = ["AdamOffload", "load_param_into_net_checked", "kernel", "__version__"]
+__all__ = ["AdamOffload", "load_param_into_net_checked", "merge_sharded_checkpoints", "kernel", "__version__"]
 
 
 def __getattr__(name):
@@ -21,6 +21,10 @@ def __getattr__(name):
         from mindspore_offload.checkpoint import load_param_into_net_checked
 
         return load_param_into_net_checked
+    if name == "merge_sharded_checkpoints":
+        from mindspore_offload.checkpoint import merge_sharded_checkpoints
+
+        return merge_sharded_checkpoints
     if name == "kernel":
         return importlib.import_module("mindspore_offload.kernel")
     raise AttributeError(f"module 'mindspore_offload' has no attribute '{name}'")

@@ -152,6 +152,12 @@ class AdamOffload(Optimizer):
             `FixedLossScaleManager` is set to ``False`` , then this value needs to be the same as the `loss_scale` in
             `FixedLossScaleManager`. Refer to class :class:`mindspore.amp.FixedLossScaleManager` for more details.
             Default: ``1.0`` .
+        shard_state (bool): Not in `nn.AdamOffload`. In `DATA_PARALLEL` with more than one rank, each rank keeps
+            only a flat ``ceil(size/N)`` slice of each parameter's `moment1` and `moment2` (parameters under
+            MINDSPORE_OFFLOAD_SHARD_MIN_SIZE elements, default 4096, stay whole) and the ranks gather the delta;
+            the results are bit-identical to ``False`` . Stand-alone or on one rank it does nothing. Merge the
+            ranks' checkpoints with ``python -m mindspore_offload.checkpoint merge`` (docs/usage.md).
+            Default: ``False`` .
 
     Inputs:
         - **gradients** (tuple[Tensor]) - The gradients of `params`, the shape is the same as `params`.
@@ -165,12 +171,13 @@ class AdamOffload(Optimizer):
         TypeError: If element of `parameters` is neither Parameter nor dict.
         TypeError: If `beta1`, `beta2`, `eps` or `loss_scale` is not a float.
         TypeError: If `weight_decay` is neither float nor int.
-        TypeError: If `use_locking` or `use_nesterov` is not a bool.
+        TypeError: If `use_locking`, `use_nesterov` or `shard_state` is not a bool.
         TypeError: If a parameter is not float32.
         TypeError: If `MS_CUSTOM_AOT_WHITE_LIST` is set to a folder that does not hold the kernel library.
         ValueError: If `loss_scale` or `eps` is less than or equal to 0.
         ValueError: If `beta1`, `beta2` is not in range (0.0, 1.0).
         ValueError: If `weight_decay` is less than 0.
+        ValueError: If `shard_state` is ``True`` in a parallel mode other than `DATA_PARALLEL` or stand-alone.
 
     Supported Platforms:
         ``Ascend`` ``GPU`` ``CPU``
