@@ -20,10 +20,11 @@ from mindspore.common.initializer import initializer
 from mindspore.ops import composite as C
 from mindspore.ops import functional as F
 
-# Parameters with fewer elements keep whole, replicated moments: below this the AllGather's latency costs
-# more step time than the slice saves, and the memory saved is negligible. Measured with
-# benchmarks/bench_shard.py (see docs/performance.md); MINDSPORE_OFFLOAD_SHARD_MIN_SIZE overrides it.
-SHARD_MIN_SIZE = 4096
+# Parameters with fewer elements keep whole, replicated moments. benchmarks/bench_shard.py (2 ranks, CPU
+# backend, 2 shared vCPUs; docs/performance.md) found each AllGather to cost about the same few ms from 256
+# to 16384 elements and to grow with size only from there: below 2^16 a gather buys at most 256 KiB a rank
+# for a fixed latency. MINDSPORE_OFFLOAD_SHARD_MIN_SIZE overrides it.
+SHARD_MIN_SIZE = 65536
 
 _ENV_MIN_SIZE = "MINDSPORE_OFFLOAD_SHARD_MIN_SIZE"
 

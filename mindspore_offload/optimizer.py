@@ -154,7 +154,7 @@ class AdamOffload(Optimizer):
             Default: ``1.0`` .
         shard_state (bool): Not in `nn.AdamOffload`. In `DATA_PARALLEL` with more than one rank, each rank keeps
             only a flat ``ceil(size/N)`` slice of each parameter's `moment1` and `moment2` (parameters under
-            MINDSPORE_OFFLOAD_SHARD_MIN_SIZE elements, default 4096, stay whole) and the ranks gather the delta;
+            MINDSPORE_OFFLOAD_SHARD_MIN_SIZE elements, default 65536, stay whole) and the ranks gather the delta;
             the results are bit-identical to ``False`` . Stand-alone or on one rank it does nothing. Merge the
             ranks' checkpoints with ``python -m mindspore_offload.checkpoint merge`` (docs/usage.md).
             Default: ``False`` .
