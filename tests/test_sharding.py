@@ -66,6 +66,26 @@ def test_merge_refuses_files_of_another_layout():
         _sharding.merge([two[0], {"w": whole}])
 
 
+def test_checkpoint_cli_merges_rank_files(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    weight = rng.standard_normal((7, 5)).astype(np.float32)
+    moment = rng.standard_normal((7, 5)).astype(np.float32)
+    bias_moment = rng.standard_normal(3).astype(np.float32)
+    paths = []
+    for rank in range(3):
+        entries = {"w": weight, "moment1.w": _sharding.slice_of(moment, rank, 3), "b": np.ones(3, np.float32),
+                   "moment1.b": bias_moment}
+        paths.append(str(tmp_path / f"rank{rank}.ckpt"))
+        ms.save_checkpoint([{"name": k, "data": ms.Tensor(v)} for k, v in entries.items()], paths[-1])
+    out = str(tmp_path / "merged.ckpt")
+    assert mso_checkpoint._main(["merge", out] + paths) == 0
+    assert "merged 3 rank checkpoints" in capsys.readouterr().out
+    merged = {k: v.asnumpy() for k, v in ms.load_checkpoint(out).items()}
+    assert merged["moment1.w"].tobytes() == moment.tobytes() and merged["moment1.w"].shape == (7, 5)
+    assert merged["moment1.b"].tobytes() == bias_moment.tobytes()
+    assert merged["w"].tobytes() == weight.tobytes()
+
+
 def test_checkpoint_cli_prints_usage_without_merge(capsys):
     assert mso_checkpoint._main(["split", "a.ckpt"]) == 2
     assert "merge MERGED.ckpt RANK0.ckpt" in capsys.readouterr().err
