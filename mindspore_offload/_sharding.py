@@ -12,9 +12,10 @@ the slice offset, a constant, differs), so the collectives always match.
 """
 import math
 import os
+from typing import NamedTuple
 
 import mindspore as ms
-from mindspore import Parameter, ParameterTuple, nn, ops
+from mindspore import Parameter, ParameterTuple, ops
 from mindspore.common import dtype as mstype
 from mindspore.common.initializer import initializer
 from mindspore.ops import composite as C
@@ -40,14 +41,38 @@ def min_size(cls_name):
     return int(text)
 
 
-def world(cls_name):
-    """(rank, group_size) when sharding applies, None when it is a no-op.
+# This process's place in the world group and its gather, set by layout(). The step reads them as
+# compile-time constants: every step kind takes the same arguments, and MindSpore 2.10 does not compile the
+# step when they arrive as attributes of a Cell passed in instead ("pointer[out] is null" in its inliner).
+# A process belongs to one world group only.
+_RANK = 0
+_RANKS = 1
+_GATHER = None
+
+
+class Layout(NamedTuple):
+    """Where this rank stands: its rank, the number of ranks, and the smallest parameter to slice."""
+
+    rank: int
+    ranks: int
+    min_size: int
+
+    def sliced(self, size):
+        """Whether a parameter of ``size`` elements gets a slice of the moments (else whole ones)."""
+        return is_sharded(size, self.ranks, self.min_size)
+
+
+def layout(shard_state, cls_name):
+    """The Layout when sharding applies, None when it is off or a no-op.
 
     It applies in DATA_PARALLEL with more than one rank. Stand-alone or a single rank: a no-op, so one
     script runs both with and without msrun. The other parallel modes (semi-auto, auto, hybrid) split or
     place the parameters themselves, and a flat slice of a gradient there would not be the whole
     gradient's: they are refused.
     """
+    global _RANK, _RANKS, _GATHER
+    if not shard_state:
+        return None
     mode = ms.get_auto_parallel_context("parallel_mode")
     if mode == ms.ParallelMode.STAND_ALONE:
         return None
@@ -58,14 +83,13 @@ def world(cls_name):
                          "pass shard_state=False.")
     from mindspore.communication import get_group_size, get_rank
 
-    global _RANK, _RANKS, _GATHER
-    size = get_group_size()
-    if size < 2:
+    ranks = get_group_size()
+    if ranks < 2:
         return None
-    _RANK, _RANKS = get_rank(), size
+    _RANK, _RANKS = get_rank(), ranks
     if _GATHER is None:
         _GATHER = ops.AllGather()
-    return _RANK, _RANKS
+    return Layout(_RANK, _RANKS, min_size(cls_name))
 
 
 def slice_length(size, group_size):
@@ -73,38 +97,27 @@ def slice_length(size, group_size):
 
 
 def is_sharded(size, group_size, threshold):
-    # A slice must be shorter than the parameter: that is how the step tells a slice from a whole moment.
+    # A slice must be shorter than its parameter: that is how a checkpoint shows a slice from a whole moment.
     return group_size > 1 and size >= max(threshold, 2)
 
 
-def moments(params, shard_state, cls_name):
-    """(shard, moment1, moment2) for the optimizer: shard is (rank, ranks) or None when not sharding.
+def moments(params, shard):
+    """(moment1, moment2) for the optimizer's parameters, given its Layout (None: not sharding).
 
     Sharded, each parameter large enough gets a zero slice of ceil(size/N) elements, the rest a whole
     zero moment of the parameter's shape. Either way the names are Parameter.clone's (``moment1.<name>``),
     so the checkpoint names stay nn.AdamOffload's.
     """
-    shard = world(cls_name) if shard_state else None
     if shard is None:
-        return None, params.clone(prefix="moment1", init="zeros"), params.clone(prefix="moment2", init="zeros")
-    ranks = shard[1]
-    threshold = min_size(cls_name)
+        return params.clone(prefix="moment1", init="zeros"), params.clone(prefix="moment2", init="zeros")
     out = []
     for prefix in ("moment1", "moment2"):
         state = []
         for param in params:
-            shape = (slice_length(param.size, ranks),) if is_sharded(param.size, ranks, threshold) else param.shape
+            shape = (slice_length(param.size, shard.ranks),) if shard.sliced(param.size) else param.shape
             state.append(Parameter(initializer("zeros", shape, mstype.float32), name=f"{prefix}.{param.name}"))
         out.append(ParameterTuple(state))
-    return (shard, *out)
-
-
-# This process's place in the world group, set by world(). The step below reads them as compile-time
-# constants: MindSpore 2.10 does not compile the step when they come in as attributes of a Cell passed to it
-# ("pointer[out] is null" in its inliner), and a process belongs to one world group only.
-_RANK = 0
-_RANKS = 1
-_GATHER = None
+    return tuple(out)
 
 
 step = C.MultitypeFuncGraph("mindspore_offload_sharded_step")
@@ -112,33 +125,27 @@ step = C.MultitypeFuncGraph("mindspore_offload_sharded_step")
 
 @step.register("Function", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor",
                "Tensor")
-def _sharded_step(op, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param, moment1, moment2):
-    """The optimizer's per-parameter step when sharding: the same delta, computed a slice per rank.
-
-    A moment shorter than its gradient is this rank's slice: the op runs on the same slice of the gradient
-    and the gather rebuilds the whole delta; a whole moment runs on the whole gradient, as unsharded.
-    (The shapes are constants, so every branch is decided at compile time.)
-    """
-    delta = gradient
-    if moment1.shape == gradient.shape:
-        delta = op(moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, gradient)
-    else:
-        size = gradient.size
-        k = moment1.shape[0]
-        start = _RANK * k
-        piece = gradient.reshape((-1,))
-        # Pad the whole gradient, not just the slice that runs past the end: every rank must build the
-        # same graph, or the collectives of different parameters can run in a different order on each.
-        if _RANKS * k > size:
-            piece = ops.concat((piece, ops.zeros((_RANKS * k - size,), gradient.dtype)))
-        piece = op(moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, piece[start:start + k])
-        delta = _GATHER(piece)[:size].reshape(gradient.shape)
+def _sharded_step(host_adam, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param, moment1, moment2):
+    """Step kind "sliced": the whole delta, computed a slice a rank. The host op (the "delta" entry point)
+    runs on this rank's slice of the gradient and moments; the gather rebuilds the whole delta on every
+    rank, and the graph adds it to the parameter."""
+    size = gradient.size
+    k = moment1.shape[0]
+    start = _RANK * k
+    piece = gradient.reshape((-1,))
+    # Pad the whole gradient, not just the slice that runs past the end: every rank must build the same
+    # graph, or the collectives of different parameters can run in a different order on each.
+    if _RANKS * k > size:  # shapes are constants: decided at compile time
+        piece = ops.concat((piece, ops.zeros((_RANKS * k - size,), gradient.dtype)))
+    piece = host_adam(moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, piece[start:start + k])
+    delta = _GATHER(piece)[:size].reshape(gradient.shape)
     return F.depend(True, F.assign_add(param, delta))
 
 
 # Checkpoints. A sharded rank saves its own slices under the usual names; merge() turns the N per-rank
 # files into one whole checkpoint (the format of an unsharded run and of nn.AdamOffload), and
-# split_for() cuts a whole checkpoint's moments to a sharded optimizer's slices while loading it.
+# checkpoint.load_param_into_net_checked cuts a whole checkpoint's moments to this rank's slices
+# (sliced_moments, slice_of) while loading it.
 
 _MOMENT_PREFIXES = ("moment1.", "moment2.")
 
@@ -204,9 +211,9 @@ def sliced_moments(net):
         if not isinstance(cell, AdamOffload) or cell.shard is None:
             continue
         for param, moment1, moment2 in zip(cell._parameters, cell.moment1, cell.moment2):
-            if tuple(moment1.shape) != tuple(param.shape):
+            if cell.shard.sliced(param.size):
                 for moment in (moment1, moment2):
-                    layout[moment.name] = (tuple(param.shape), *cell.shard)
+                    layout[moment.name] = (tuple(param.shape), cell.shard.rank, cell.shard.ranks)
     return layout
 
 

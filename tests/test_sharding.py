@@ -50,7 +50,7 @@ def test_slices_cover_the_moment_once_and_merge_back(shape, ranks):
 
 
 def test_a_slice_is_always_shorter_than_its_parameter():
-    # The step tells a slice from a whole moment by its shape.
+    # merge() and the loader tell a saved slice from a whole moment by its shape.
     for size in range(1, 200):
         for ranks in (2, 3, 8):
             if _sharding.is_sharded(size, ranks, 0):
