@@ -106,6 +106,7 @@ def test_stand_alone_shard_state_changes_nothing():
     params = _dense_params()
     optimizer = AdamOffload(params, shard_state=True)
     assert optimizer.shard is None
+    assert "sliced" not in optimizer.step_kinds
     assert [m.shape for m in optimizer.moment1] == [p.shape for p in params]
     assert [m.shape for m in optimizer.moment2] == [p.shape for p in params]
 
