@@ -10,7 +10,8 @@ bits.
 Environment:
     MINDSPORE_OFFLOAD_ISA: force a level ("avx512", "avx2" or "scalar"). An unknown name, or one this CPU
         lacks, fails the import with a ValueError naming the allowed values.
-    MINDSPORE_OFFLOAD_NUM_THREADS: the number of threads (default: the CPUs this process may run on).
+    MINDSPORE_OFFLOAD_NUM_THREADS: the number of threads (default: this rank's share of the CPUs this
+        process may run on: all of them for a single process; see mindspore_offload/_threads.py).
 """
 import math
 import numbers
@@ -19,6 +20,7 @@ import os
 import numpy as np
 
 from mindspore_offload import _C
+from mindspore_offload._threads import default_num_threads
 
 __all__ = [
     "adam_delta",
@@ -44,6 +46,8 @@ def _fail_on_bad_environment():
             raise ValueError(f"MINDSPORE_OFFLOAD_NUM_THREADS must be a whole number >= 1, but got '{threads}'. "
                              "Unset it to use every CPU this process may run on.")
         _C.set_num_threads(int(threads))
+    else:
+        _C.set_num_threads(default_num_threads())
 
 
 _fail_on_bad_environment()
