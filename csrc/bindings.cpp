@@ -11,6 +11,7 @@
 #include "adam.h"
 #include "dispatch.h"
 #include "threadpool.h"
+#include "tuning.h"
 #ifdef MSO_LAB
 #include "lab/lab.h"
 #endif
@@ -133,6 +134,7 @@ PYBIND11_MODULE(_C, mod) {
   mod.def("active_isa", [] { return std::string(mso::isa_name(mso::active_isa())); });
   mod.def("set_isa", &set_isa, py::arg("name"));
   mod.def("isa_env_error", [] { return mso::isa_env_error(); });
+  mod.def("tuning_env_error", [] { return mso::tuning_env_error(); });
   mod.def("get_num_threads", &mso::get_num_threads);
   mod.def("set_num_threads", &mso::set_num_threads, py::arg("n"));
 #ifdef MSO_LAB

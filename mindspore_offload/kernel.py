@@ -12,6 +12,9 @@ Environment:
         lacks, fails the import with a ValueError naming the allowed values.
     MINDSPORE_OFFLOAD_NUM_THREADS: the number of threads (default: this rank's share of the CPUs this
         process may run on: all of them for a single process; see mindspore_offload/_threads.py).
+    MINDSPORE_OFFLOAD_STREAM_MIN, MINDSPORE_OFFLOAD_PREFETCH_MIN: elements from which the delta is written
+        with streaming stores / a thread's chunk prefetches ahead (default: from this CPU's L3 and L2
+        sizes; see docs/performance.md). A value that is not a whole number fails the import.
 """
 import math
 import numbers
@@ -37,9 +40,9 @@ ISAS = ("avx512", "avx2", "scalar")
 
 
 def _fail_on_bad_environment():
-    error = _C.isa_env_error()
-    if error:
-        raise ValueError(error)
+    for error in (_C.isa_env_error(), _C.tuning_env_error()):
+        if error:
+            raise ValueError(error)
     threads = os.environ.get("MINDSPORE_OFFLOAD_NUM_THREADS", "").strip()
     if threads:
         if not threads.isdigit() or int(threads) < 1:

@@ -1,4 +1,6 @@
 """The lab build (mindspore_offload._bench) and what it adds, kept out of the shipped _C."""
+import os
+
 import numpy as np
 import pytest
 
@@ -64,3 +66,44 @@ def test_probe_rejects_unknown_pattern():
     x = np.zeros(4, np.float32)
     with pytest.raises(ValueError, match="'pattern' must be 'delta'"):
         bench.bandwidth_probe("copy", "scalar", False, x, x.copy(), x.copy(), x.copy())
+
+
+def _python(code, **env):
+    import subprocess
+    import sys
+
+    full = {k: v for k, v in os.environ.items() if not k.startswith("MINDSPORE_OFFLOAD_")}
+    full.update(env)
+    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True)
+
+
+def _cache_bytes(level):
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    for index in sorted(os.listdir(base)):
+        with open(f"{base}/{index}/level") as f, open(f"{base}/{index}/type") as t, open(f"{base}/{index}/size") as s:
+            if f.read().strip() == str(level) and t.read().strip() != "Instruction":
+                size = s.read().strip()
+                return int(size[:-1]) << {"K": 10, "M": 20}[size[-1]]
+    return None
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/devices/system/cpu/cpu0/cache"), reason="needs Linux sysfs caches")
+def test_thresholds_follow_the_caches_this_cpu_reports():
+    tuning = _python("from mindspore_offload import _bench; print(_bench.get_tuning())")
+    tuning = eval(tuning.stdout)  # a dict of ints printed by the child
+    l2, l3 = _cache_bytes(2), _cache_bytes(3)
+    if l3:
+        assert tuning["stream_min"] == l3 // 16
+    if l2:
+        assert tuning["prefetch_min"] == l2 // 4
+
+
+def test_threshold_environment_overrides_and_errors():
+    out = _python("from mindspore_offload import _bench; print(_bench.get_tuning())",
+                  MINDSPORE_OFFLOAD_STREAM_MIN="12345", MINDSPORE_OFFLOAD_PREFETCH_MIN="0")
+    assert eval(out.stdout)["stream_min"] == 12345 and eval(out.stdout)["prefetch_min"] == 0
+    for name in ("MINDSPORE_OFFLOAD_STREAM_MIN", "MINDSPORE_OFFLOAD_PREFETCH_MIN"):
+        for bad in ("1e6", "-1", "lots", " 5"):
+            bad_run = _python("from mindspore_offload import kernel", **{name: bad})
+            assert bad_run.returncode != 0
+            assert f"ValueError: {name} must be a whole number of elements" in bad_run.stderr, bad_run.stderr

@@ -55,17 +55,19 @@ void define(py::module_& mod) {
           "grad, m, v and writes out, m, v.");
   mod.def("get_tuning", [] {
     const Tuning t = tuning();
-    return py::dict(py::arg("grain") = t.grain, py::arg("stream_min") = t.stream_min);
+    return py::dict(py::arg("grain") = t.grain, py::arg("stream_min") = t.stream_min,
+                    py::arg("prefetch_min") = t.prefetch_min);
   });
   mod.def(
       "set_tuning",
-      [](std::size_t grain, std::size_t stream_min) {
-        Tuning t = tuning();
-        t.grain = grain;
-        t.stream_min = stream_min;
+      [](py::object grain, py::object stream_min, py::object prefetch_min) {
+        Tuning t = tuning();  // None keeps a threshold as it is
+        if (!grain.is_none()) t.grain = grain.cast<std::size_t>();
+        if (!stream_min.is_none()) t.stream_min = stream_min.cast<std::size_t>();
+        if (!prefetch_min.is_none()) t.prefetch_min = prefetch_min.cast<std::size_t>();
         set_tuning(t);
       },
-      py::arg("grain"), py::arg("stream_min"));
+      py::arg("grain") = py::none(), py::arg("stream_min") = py::none(), py::arg("prefetch_min") = py::none());
 }
 
 }  // namespace mso::lab
