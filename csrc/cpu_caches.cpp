@@ -73,6 +73,11 @@ CacheSizes from_cpuid() {
 
 }  // namespace
 
+bool cpu_is_intel() {
+  unsigned a, b, c, d;
+  return __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e;
+}
+
 CacheSizes cpu_caches() {
   static const CacheSizes sizes = [] {
     CacheSizes c = from_sysfs();

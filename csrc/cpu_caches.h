@@ -14,4 +14,7 @@ struct CacheSizes {
 // Not sysconf(_SC_LEVEL3_CACHE_SIZE): glibc 2.36 reports 320 MiB for a 32 MiB L3 on an AMD EPYC VM.
 CacheSizes cpu_caches();
 
+// CPUID's vendor string is "GenuineIntel": where software prefetch was measured to pay (tuning.cpp).
+bool cpu_is_intel();
+
 }  // namespace mso

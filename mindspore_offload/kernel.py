@@ -13,8 +13,8 @@ Environment:
     MINDSPORE_OFFLOAD_NUM_THREADS: the number of threads (default: this rank's share of the CPUs this
         process may run on: all of them for a single process; see mindspore_offload/_threads.py).
     MINDSPORE_OFFLOAD_STREAM_MIN, MINDSPORE_OFFLOAD_PREFETCH_MIN: elements from which the delta is written
-        with streaming stores / a thread's chunk prefetches ahead (default: from this CPU's L3 and L2
-        sizes; see docs/performance.md). A value that is not a whole number fails the import.
+        with streaming stores / a thread's chunk prefetches ahead (default: L3 / 16 bytes; L2 / 4 bytes on
+        Intel, never elsewhere; see docs/performance.md). A value that is not a whole number fails the import.
 """
 import math
 import numbers
