@@ -115,7 +115,9 @@ def lab_module():
 def huge_array(n):
     """n float32 on memory aligned to 2 MiB and advised to use huge pages, touched once."""
     nbytes = max(4 * n, 4)
-    region = mmap.mmap(-1, nbytes + PAGE)
+    # Private, not mmap's default shared mapping: shared anonymous memory is shmem, which transparent
+    # huge pages skip unless shmem_enabled allows them.
+    region = mmap.mmap(-1, nbytes + PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     whole = np.frombuffer(region, dtype=np.uint8)
     offset = (-whole.ctypes.data) % PAGE
     if hasattr(mmap, "MADV_HUGEPAGE"):
