@@ -36,8 +36,12 @@ test: $(BUILT) $(LAB)
 example: $(BUILT)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) examples/lenet5.py
 
+# The peers (DeepSpeed, torch) are optional and not in requirements-dev.txt: point BENCH_PY at a Python
+# that has them (docs/performance.md#how-to-rerun); bench_train.py needs MindSpore, so it uses $(PY).
+BENCH_PY ?= $(PY)
 bench: $(BUILT) $(LAB)
-	$(PY) benchmarks/bench_kernel.py
+	PYTHONPATH=$(CURDIR) $(BENCH_PY) benchmarks/bench_kernel.py
+	PYTHONPATH=$(CURDIR) $(BENCH_PY) benchmarks/bench_ranks.py
 	$(PY) benchmarks/bench_train.py
 
 # The kernel tests under AddressSanitizer and UndefinedBehaviorSanitizer (docs/usage.md#sanitizers),
