@@ -22,7 +22,8 @@ baseline with run-time dispatch). Our kernel is timed through _C, the build user
 from mindspore_offload._bench (MINDSPORE_OFFLOAD_BENCH=1 python setup.py build_ext --inplace, or make bench).
 
     python benchmarks/bench_kernel.py                     # the figures in docs/performance.md (~3-5 min)
-    python benchmarks/bench_kernel.py --sizes 20,24,26 --isas default --no-numpy --repeat 21   # targets
+    python benchmarks/bench_kernel.py --sizes 20,24,26 --isas default --no-numpy --no-mindspore \
+        --only ours-,deepspeed,torch,probe-apply --repeat 31           # the targets (issue 13), ~3 min
     python benchmarks/bench_kernel.py --quick             # smoke run
 """
 import argparse
@@ -52,6 +53,9 @@ def parse_args(argv=None):
     p.add_argument("--no-numpy", action="store_true")
     p.add_argument("--no-mindspore", action="store_true")
     p.add_argument("--no-peers", action="store_true", help="skip DeepSpeed and torch")
+    p.add_argument("--only", default=None,
+                   help="comma-separated name prefixes to time, e.g. ours-apply,deepspeed,probe-apply: fewer "
+                        "implementations a repetition put each pair closer in time (default: all)")
     p.add_argument("--quick", action="store_true", help="2^14, 2^20, 2^24, three repetitions")
     p.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     a = p.parse_args(argv)
@@ -332,6 +336,8 @@ def measure(n, args, rng, isas, lab, peers, notes):
         made = mindspore_adam(b, notes)
         if made:
             impls.append(made)
+    if args.only:
+        impls = [i for i in impls if i.name.startswith(tuple(args.only.split(",")))]
     for impl in impls:
         impl.calibrate(args.min_sample)
     order = np.random.default_rng(n)
