@@ -57,6 +57,7 @@ def parse_args(argv=None):
                    help="comma-separated name prefixes to time, e.g. ours-apply,deepspeed,probe-apply: fewer "
                         "implementations a repetition put each pair closer in time (default: all)")
     p.add_argument("--quick", action="store_true", help="2^14, 2^20, 2^24, three repetitions")
+    p.add_argument("--plot-only", metavar="CSV", help="redraw the plot from a kernel_throughput.csv; time nothing")
     p.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     a = p.parse_args(argv)
     if a.sizes is None:
@@ -387,7 +388,7 @@ def report(n, samples, threads, info, hp, w):
         print(f"  {name:30s} {n / med / 1e9:8.3f} {n * nbytes / med / 1e9:7.1f} {med * 1e6:11.1f}  "
               f"({min(s) * 1e6:.1f} .. {max(s) * 1e6:.1f})")
         w.writerow([n, name, "time", f"{med:.9g}", f"{min(s):.9g}", f"{max(s):.9g}", "", "", len(s),
-                    info["cpu"], info["caches"], info["isa"]])
+                    info["cpu"], info["caches"], info["isa"], info["cpus"]])
     print("  paired time ratios (median [25%-75%] {min-max}; < 1 means the first is faster):")
     for label, a, b in comparisons(samples, threads):
         r = ratio(samples, a, b)
@@ -395,32 +396,38 @@ def report(n, samples, threads, info, hp, w):
             continue
         print(f"    {label:32s} {r[0]:6.3f} [{r[1]:.3f}-{r[2]:.3f}] {{{r[3]:.3f}-{r[4]:.3f}}}")
         w.writerow([n, label, "paired_ratio", f"{r[0]:.4f}", f"{r[3]:.4f}", f"{r[4]:.4f}", f"{r[1]:.4f}",
-                    f"{r[2]:.4f}", len(samples[a]), info["cpu"], info["caches"], info["isa"]])
+                    f"{r[2]:.4f}", len(samples[a]), info["cpu"], info["caches"], info["isa"], info["cpus"]])
     sys.stdout.flush()
 
 
 def plot(medians, sizes, path, info):
+    """One colour per implementation, solid for one thread and dashed for two or more; probes grey."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=90)
-    names = [k for k in medians[sizes[0]]]
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=90)
+    names = list(medians[sizes[0]])
+    families = sorted({n.rsplit("/t", 1)[0] for n in names if not n.startswith("probe-")})
+    palette = [c for i, c in enumerate(plt.cm.tab10.colors) if i != 7] + list(plt.cm.Dark2.colors)  # no grey
+    colours = dict(zip(families, palette))
     for name in names:
-        ys = [n / medians[n][name] / 1e9 for n in sizes if name in medians[n]]
+        xs = [n for n in sizes if name in medians[n]]
+        ys = [n / medians[n][name] / 1e9 for n in xs]
+        family, _, threads = name.rpartition("/t")
+        dashed = threads.isdigit() and int(threads) > 1
         if name.startswith("probe-"):
-            style = ":"
-        elif name.startswith("ours-"):
-            style = "-"
+            marker = {"probe-apply": "^", "probe-delta-plain": "s", "probe-delta-stream": "v"}[name.split("/")[0]]
+            ax.plot(xs, ys, ":", color="grey", marker=marker, ms=4, alpha=0.7, label=name)
         else:
-            style = "--"
-        ax.plot(sizes[: len(ys)], ys, style, marker="o", ms=3, label=name)
+            ax.plot(xs, ys, "--" if dashed else "-", color=colours[family if threads.isdigit() else name],
+                    marker="o", ms=3, label=name)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("elements per tensor")
     ax.set_ylabel("G elements / s (median)")
-    ax.set_title(f"Host Adam pass on {info['cpu']}\n{info['caches']}", fontsize=8)
+    ax.set_title(f"Host Adam pass on {info['cpu']} ({info['cpus']} CPUs)\n{info['caches']}", fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=6, ncol=3)
     fig.tight_layout()
@@ -428,9 +435,23 @@ def plot(medians, sizes, path, info):
     plt.close(fig)
 
 
+def replot(csv_path, out_dir):
+    medians, info = {}, {}
+    with open(csv_path, newline="") as f:
+        for row in csv.DictReader(f):
+            if row["kind"] == "time":
+                medians.setdefault(int(row["elements"]), {})[row["name"]] = float(row["median"])
+                info = {"cpu": row["cpu"], "caches": row["caches"], "cpus": row.get("cpus", "?")}
+    png = os.path.join(out_dir, "kernel_throughput.png")
+    plot(medians, sorted(medians), png, info)
+    print(f"wrote {png}")
+
+
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
+    if args.plot_only:
+        return replot(args.plot_only, args.out_dir)
     first_isa, first_threads = kernel.active_isa(), kernel.get_num_threads()
     isas = {"all": kernel.available_isas(), "default": [first_isa]}.get(args.isas)
     isas = isas or args.isas.split(",")
@@ -455,7 +476,7 @@ def main(argv=None):
     with open(csv_path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["elements", "name", "kind", "median", "min", "max", "q25", "q75", "repetitions",
-                    "cpu", "caches", "isa"])
+                    "cpu", "caches", "isa", "cpus"])
         for n in args.sizes:
             samples, hp = measure(n, args, rng, isas, lab, peers, notes)
             medians[n] = {k: statistics.median(s) for k, s in samples.items()}
