@@ -99,7 +99,7 @@ def machine():
     }
     lab = lab_module()
     if lab is not None and hasattr(lab, "get_tuning"):
-        info["thresholds"] = ", ".join(f"{k} {v}" for k, v in lab.get_tuning().items())
+        info["thresholds"] = ", ".join(f"{k} {'off' if v >= 1 << 62 else v}" for k, v in lab.get_tuning().items())
     return info
 
 
