@@ -26,7 +26,7 @@ build: $(BUILT)
 
 # The lab build, mindspore_offload._bench (same kernel plus bandwidth probe and settable thresholds),
 # next to _C in the source tree; benchmarks and the tests that force a path need it, users never do.
-$(LAB): $(BUILT) $(wildcard csrc/lab/*.cpp csrc/lab/*.h)
+$(LAB): $(BUILT) $(SOURCES) $(wildcard csrc/lab/*.cpp csrc/lab/*.h)
 	MINDSPORE_OFFLOAD_BENCH=1 $(PY) setup.py -q build_ext --inplace
 	touch $@
 
