@@ -18,21 +18,6 @@ def restore_kernel_settings():
     kernel.set_num_threads(threads)
 
 
-@pytest.fixture
-def lab(monkeypatch):
-    """kernel.* running on the lab build (mindspore_offload._bench: the same kernel sources, plus size
-    thresholds that can be set), so that small arrays can be split over threads and written with
-    streaming stores. test_lab_build_gives_the_bits_of_the_shipped_one ties the two builds together."""
-    bench = pytest.importorskip("mindspore_offload._bench",
-                                reason="the lab build is made by `make test` or MINDSPORE_OFFLOAD_BENCH=1")
-    saved = bench.get_tuning(), bench.active_isa(), bench.get_num_threads()
-    monkeypatch.setattr(kernel, "_C", bench)
-    yield bench
-    bench.set_tuning(**saved[0])
-    bench.set_isa(saved[1])
-    bench.set_num_threads(saved[2])
-
-
 def make_state(n, seed):
     rng = np.random.default_rng(seed)
     grad = rng.standard_normal(n).astype(np.float32)

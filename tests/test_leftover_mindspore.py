@@ -8,7 +8,7 @@ leftovers we cannot know of: tests/test_kernel_mindspore.py bounds those.
 import numpy as np
 import pytest
 
-from mindspore_offload import _C, kernel
+from mindspore_offload import kernel
 from mindspore_adam import adam_no_update_param, bits
 
 ms = pytest.importorskip("mindspore")
@@ -22,11 +22,10 @@ HYPER = dict(lr=1.0, beta1=0.9, beta2=0.999, eps=1e-8)
 
 @pytest.fixture(autouse=True)
 def restore_kernel_settings():
-    isa, threads, tuning = kernel.active_isa(), kernel.get_num_threads(), _C.get_tuning()
+    isa, threads = kernel.active_isa(), kernel.get_num_threads()
     yield
     kernel.set_isa(isa)
     kernel.set_num_threads(threads)
-    _C.set_tuning(*tuning)
 
 
 def powers(t):
@@ -60,14 +59,14 @@ def assert_same_bits(ours, theirs, what):
 
 @pytest.mark.parametrize("nesterov", [False, True], ids=["plain", "nesterov"])
 @pytest.mark.parametrize("n", SIZES)
-def test_every_level_and_thread_count_matches_mindspore_bit_for_bit(n, nesterov):
+def test_every_level_and_thread_count_matches_mindspore_bit_for_bit(n, nesterov, lab):
     expected = mindspore_run(n, nesterov)
     for isa in kernel.available_isas():
         for threads in (1, 2, 3):
             for stream in (False, True):
                 kernel.set_isa(isa)
                 kernel.set_num_threads(threads)
-                _C.set_tuning(64, 0 if stream else 1 << 40)  # split small arrays over our threads too
+                lab.set_tuning(64, 0 if stream else 1 << 40)  # split small arrays over our threads too
                 m, v, grads = problem(n)
                 param = np.linspace(-1, 1, n, dtype=np.float32)
                 for t, (g, (ms_m, ms_v, ms_d)) in enumerate(zip(grads, expected), start=1):
