@@ -9,6 +9,7 @@ from mindspore.nn.optim.optimizer import Optimizer
 from mindspore.ops import composite as C
 from mindspore.ops import functional as F
 
+from mindspore_offload import _contiguous
 from mindspore_offload import _validation as check
 from mindspore_offload import kernel
 
@@ -228,8 +229,12 @@ class AdamOffload(Optimizer):
         self.moment2 = self._parameters.clone(prefix="moment2", init="zeros")
         self.apply_on_host = _parameters_on_host()
         self._step = _adam_apply if self.apply_on_host else _adam_offload
+        # The op writes these in place: views get storage of their own now and at every compile.
+        written = (*self._parameters, *self.moment1, *self.moment2)
+        _contiguous.make_contiguous(written)
+        guard = _contiguous.CompileGuard(written, len(self._parameters))
         self.opt = ops.Custom(f"{library}:{_entry_point(self.apply_on_host, use_nesterov, use_locking)}",
-                              out_shape=lambda *shapes: _infer_shape(shapes, name, self.apply_on_host),
+                              out_shape=lambda *shapes: guard() or _infer_shape(shapes, name, self.apply_on_host),
                               out_dtype=lambda *dtypes: _infer_dtype(dtypes, name, self.apply_on_host),
                               func_type="aot")
         # The moments live where this op runs: on the host, whatever the network's device.
