@@ -211,6 +211,7 @@ class AdamOffload(Optimizer):
         check.check_open_unit_interval("beta1", beta1, name)
         check.check_open_unit_interval("beta2", beta2, name)
         check.check_positive("eps", eps, name)
+        check.check_float32_hyperparameters(self, name)
         check.check_type("use_locking", use_locking, [bool], name)
         check.check_type("use_nesterov", use_nesterov, [bool], name)
         check.check_float32_parameters(self._parameters, name)
