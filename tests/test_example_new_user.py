@@ -26,7 +26,6 @@ import re
 import subprocess
 import sys
 import sysconfig
-import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +114,7 @@ def test_missing_scikit_learn_says_what_to_install(new_user_python, tmp_path):
 
 
 def test_examples_extra_brings_scikit_learn():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11 and later
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert any(Requirement(line).name == "scikit-learn" for line in extras["examples"])
 
