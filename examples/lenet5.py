@@ -39,6 +39,13 @@ MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
 IMAGE_SIZE = 32
 
+# The digits come from scikit-learn, which `pip install mindspore-offload` does not bring.
+MISSING_SKLEARN = (
+    "For 'lenet5', the default data (scikit-learn's bundled handwritten digits) needs scikit-learn, "
+    "which is not installed. Install it with\n"
+    "    pip install 'mindspore-offload[examples]'    (or: pip install scikit-learn)\n"
+    "or train on MNIST instead: --data-dir MNIST_Data (see --help).")
+
 # The files ds.MnistDataset reads, by usage.
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -76,8 +83,13 @@ def digits_arrays(test_size=0.2, random_state=0):
     uint8 of shape (N, 8, 8, 1) scaled to 0..255 and labels uint32, the dtypes and
     layout ``ds.MnistDataset`` yields, so the rest of the pipeline is shared.
     """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+    try:
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+    except ModuleNotFoundError as error:
+        if error.name != "sklearn":
+            raise
+        raise ModuleNotFoundError(MISSING_SKLEARN, name="sklearn") from error
 
     digits = load_digits()
     images = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)[..., np.newaxis]
@@ -285,4 +297,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    try:
+        main(sys.argv[1:])
+    except ModuleNotFoundError as error:
+        if error.name != "sklearn":
+            raise
+        sys.exit(str(error))  # the message says what to install; a traceback would bury it

@@ -1,5 +1,15 @@
-"""Constructor checks, with MindSpore's exception types and wording."""
+"""Constructor checks, with MindSpore's exception types and wording.
+
+Beyond MindSpore's own checks, the float arguments are checked as the host kernel will see them: in
+float32. A value that is finite in Python but inf (or 0) in float32, and an inf or NaN inside a Tensor
+or list of learning rates, would otherwise be accepted and train nothing, or NaN, without a word.
+"""
+import math
 import os
+
+import numpy as np
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def check_type(name, value, kinds, cls_name):
@@ -10,16 +20,70 @@ def check_type(name, value, kinds, cls_name):
                         f"'{type(value).__name__}'.")
 
 
+def as_float32(value):
+    """The value the kernel computes with: 1e39 is inf there, 1e-50 is 0."""
+    with np.errstate(over="ignore", under="ignore"):
+        return float(np.float32(value))
+
+
 def check_open_unit_interval(name, value, cls_name):
     if not 0.0 < value < 1.0:
         raise ValueError(f"For '{cls_name}', the '{name}' must be in range of (0.0, 1.0), but got {value} with type "
                          f"'{type(value).__name__}'.")
+    rounded = as_float32(value)
+    if not 0.0 < rounded < 1.0:  # 1 - 1e-12 is 1.0: the moment would never move (or beta1_power stays 1)
+        raise ValueError(f"For '{cls_name}', the '{name}' must be in range of (0.0, 1.0) in float32, but got "
+                         f"{value}, which is {rounded} in float32. Use a value float32 can tell from 0 and 1.")
 
 
 def check_positive(name, value, cls_name):
+    if math.isinf(value) or math.isnan(value):  # MindSpore checks this first, so -inf reads the same
+        raise ValueError(f"For '{cls_name}', the '{name}' must be a legal value, but got '{value}'.")
     if not value > 0:
         raise ValueError(f"For '{cls_name}', the '{name}' must be float and must > 0, but got '{value}' with type "
                          f"'{type(value).__name__}'.")
+    rounded = as_float32(value)
+    if math.isinf(rounded) or rounded == 0.0:  # inf makes every update 0; 0 makes 0/0 = NaN where m = v = 0
+        raise ValueError(f"For '{cls_name}', the '{name}' must be positive and finite in float32 (the kernel computes "
+                         f"in float32), but got {value}, which is {rounded} in float32.")
+
+
+def _first_non_finite(tensor):
+    values = np.asarray(tensor.asnumpy(), dtype=np.float64).reshape(-1)
+    bad = np.flatnonzero(~np.isfinite(values))
+    return None if bad.size == 0 else (int(bad[0]), float(values[bad[0]]))
+
+
+def check_float32_hyperparameters(optimizer, cls_name):
+    """learning_rate, weight_decay and loss_scale as nn.Optimizer stored them (float32 tensors).
+
+    MindSpore refuses an inf or NaN float, but not a float beyond float32 (1e39 is stored as inf) nor an
+    inf or NaN inside a Tensor or list of learning rates; schedules and dynamic weight decay (Cells) are
+    computed during training and are not checked here.
+    """
+    from mindspore import Tensor
+
+    learning_rates = optimizer.learning_rate if optimizer.is_group_lr else (optimizer.learning_rate,)
+    for group, lr in enumerate(learning_rates):
+        lr = getattr(lr, "learning_rate", lr)  # a Tensor or list of rates is kept in a Cell, one rate per step
+        found = _first_non_finite(lr) if isinstance(lr, Tensor) else None
+        if found is not None:
+            where = f"group {group}, " if optimizer.is_group_lr else ""
+            raise ValueError(f"For '{cls_name}', the 'learning rate' must be finite in float32, but it is {found[1]} "
+                             f"at {where}step {found[0]}. A float beyond {FLOAT32_MAX:.8g} is inf in float32; "
+                             "a Tensor or list of learning rates must hold no inf or NaN.")
+    decays = optimizer.weight_decay if isinstance(optimizer.weight_decay, tuple) else (optimizer.weight_decay,)
+    for decay in decays:
+        found = _first_non_finite(decay) if isinstance(decay, Tensor) else None
+        if found is not None:
+            raise ValueError(f"For '{cls_name}', the 'weight_decay' must be finite in float32, but it is {found[1]} "
+                             f"there (a float beyond {FLOAT32_MAX:.8g} is inf in float32).")
+    scale = optimizer.loss_scale
+    reciprocal = as_float32(1.0 / scale) if scale else math.inf
+    if math.isinf(as_float32(scale)) or math.isinf(reciprocal) or reciprocal == 0.0:
+        raise ValueError(f"For '{cls_name}', the 'loss_scale' and its reciprocal must be finite and non-zero in "
+                         f"float32, but got {scale}. Use a loss scale between {1 / FLOAT32_MAX:.8g} and "
+                         f"{FLOAT32_MAX:.8g}.")
 
 
 def check_float32_parameters(parameters, cls_name):

@@ -21,7 +21,7 @@ from mindspore.nn.optim.optimizer import Optimizer
 from mindspore.ops import composite as C
 from mindspore.ops import functional as F
 
-from mindspore_offload import _sharding
+from mindspore_offload import _contiguous, _sharding
 from mindspore_offload import _validation as check
 from mindspore_offload import kernel
 
@@ -94,7 +94,7 @@ def _parameters_in_host_memory():
     return str(target).upper() == "CPU"
 
 
-def _host_adam_op(kind, use_nesterov, use_locking, cls_name):
+def _host_adam_op(kind, use_nesterov, use_locking, cls_name, guard):
     """The custom op that runs the kernel's entry point for ``kind`` on the host."""
     library = kernel.library_path()
     entry = kind.entry + ("Nesterov" if use_nesterov else "") + ("Locked" if use_locking else "")
@@ -103,6 +103,7 @@ def _host_adam_op(kind, use_nesterov, use_locking, cls_name):
     skip = 1 if kind.takes_param else 0
 
     def out_shape(*shapes):
+        guard()  # _contiguous.CompileGuard: runs at every compile, before the graph does anything
         check.check_gradient_shapes(shapes[skip:], cls_name)
         return [1] if kind.takes_param else shapes[-1]
 
@@ -229,12 +230,14 @@ class AdamOffload(Optimizer):
         TypeError: If `MS_CUSTOM_AOT_WHITE_LIST` is set to a folder that does not hold the kernel library.
         ValueError: If `params` is empty, holds the same parameter twice, or its "order_params" do not
             match the grouped parameters.
-        ValueError: If `learning_rate`, or a group's "lr", is negative, infinite or NaN, is a Tensor of
-            more than one dimension, or is a str (its characters are read as learning rates).
-        ValueError: If `weight_decay`, or a group's, is negative or infinite.
-        ValueError: If `loss_scale` is 0, negative or infinite.
-        ValueError: If `beta1` or `beta2` is not strictly between 0.0 and 1.0 (NaN included).
-        ValueError: If `eps` is 0, negative or NaN.
+        ValueError: If `learning_rate`, or a group's "lr", is negative, infinite or NaN (in float32: a
+            float beyond float32's range, or an inf or NaN in a Tensor or list, counts too), is a Tensor
+            of more than one dimension, or is a str (its characters are read as learning rates).
+        ValueError: If `weight_decay`, or a group's, is negative or infinite (in float32).
+        ValueError: If `loss_scale` is 0, negative or infinite, or it or its reciprocal is beyond float32.
+        ValueError: If `beta1` or `beta2` is not strictly between 0.0 and 1.0 (NaN included), also once
+            rounded to float32.
+        ValueError: If `eps` is 0, negative, infinite or NaN, or is 0 or infinite in float32.
         ValueError: If `shard_state` is ``True`` in a parallel mode other than `DATA_PARALLEL` or stand-alone.
         ValueError: If, when the step is compiled, a gradient's shape differs from its parameter's.
         KeyError: If a group dict has no "params".
@@ -294,6 +297,7 @@ class AdamOffload(Optimizer):
         check.check_open_unit_interval("beta1", beta1, name)
         check.check_open_unit_interval("beta2", beta2, name)
         check.check_positive("eps", eps, name)
+        check.check_float32_hyperparameters(self, name)
         check.check_type("use_locking", use_locking, [bool], name)
         check.check_type("use_nesterov", use_nesterov, [bool], name)
         check.check_type("shard_state", shard_state, [bool], name)
@@ -314,7 +318,11 @@ class AdamOffload(Optimizer):
 
         self.apply_on_host = _parameters_in_host_memory()
         self.step_kinds = tuple(self._choose_step(param) for param in self._parameters)
-        ops_by_kind = {kind: _host_adam_op(STEP_KINDS[kind], use_nesterov, use_locking, name)
+        # The host ops write these in place: views get storage of their own now and at every compile.
+        written = (*self._parameters, *self.moment1, *self.moment2)
+        _contiguous.make_contiguous(written)
+        guard = _contiguous.CompileGuard(written, len(self._parameters))
+        ops_by_kind = {kind: _host_adam_op(STEP_KINDS[kind], use_nesterov, use_locking, name, guard)
                        for kind in dict.fromkeys(self.step_kinds)}
         # Parallel to the parameters: parameter i is updated by graph_steps[i] through host_adam[i].
         self.graph_steps = tuple(STEP_KINDS[kind].graph_step for kind in self.step_kinds)

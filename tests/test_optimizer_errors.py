@@ -18,7 +18,11 @@ row says so:
   beta2 and eps (they must be float).
 
 Deliberate differences from nn.AdamOffload (ours-only tests below): float16 parameters, float16
-gradients, NaN beta1/beta2 (nn.AdamOffload accepts them and trains on NaN), and MS_CUSTOM_AOT_WHITE_LIST.
+gradients, NaN beta1/beta2 (nn.AdamOffload accepts them and trains on NaN), MS_CUSTOM_AOT_WHITE_LIST, and
+float arguments that only go wrong in float32, where the kernel computes (nn.AdamOffload accepts them all):
+eps beyond float32 (inf there: every update 0) or below its smallest value (0 there: 0/0 is NaN where a
+gradient and its moments are 0), a beta that rounds to 0 or 1, a learning rate, weight decay or loss scale
+beyond float32, and an inf or NaN inside a Tensor or list of learning rates.
 """
 import os
 import re
@@ -119,7 +123,14 @@ CASES = [
     ("eps-negative", kw(eps=-1e-8), ValueError, "'eps' must be float and must > 0"),
     ("eps-int-1", kw(eps=1), TypeError, "type of 'eps' should be 'float', but got type 'int'"),
     ("eps-bool", kw(eps=True), TypeError, "type of 'eps' should be 'float', but got type 'bool'"),
-    ("eps-nan", kw(eps=float("nan")), ValueError, "'eps' must be"),  # MindSpore: "a legal value"
+    ("eps-nan", kw(eps=float("nan")), ValueError, "'eps' must be a legal value, but got 'nan'"),
+    ("eps-inf", kw(eps=float("inf")), ValueError, "'eps' must be a legal value, but got 'inf'"),
+    ("eps-minus-inf", kw(eps=-float("inf")), ValueError, "'eps' must be a legal value, but got '-inf'"),
+    ("beta1-minus-inf", kw(beta1=-float("inf")), ValueError, r"'beta1' must be in range of \(0.0, 1.0\)"),
+    ("beta2-inf", kw(beta2=float("inf")), ValueError, r"'beta2' must be in range of \(0.0, 1.0\)"),
+    ("learning_rate-minus-inf", kw(learning_rate=-float("inf")), ValueError, "'learning rate' must be a legal value"),
+    ("weight_decay-nan", kw(weight_decay=float("nan")), ValueError, "'weight_decay' must be a legal value"),
+    ("loss_scale-nan", kw(loss_scale=float("nan")), ValueError, "'loss_scale' must be a legal value"),
     # AdamOffload: flags
     ("use_locking-int", kw(use_locking=1), TypeError, "type of 'use_locking' should be 'bool'"),
     ("use_locking-none", kw(use_locking=None), TypeError, "type of 'use_locking' should be 'bool'"),
@@ -174,6 +185,45 @@ def test_nan_beta_is_refused(name):
     """nn.AdamOffload accepts a NaN beta1/beta2 (its range check lets NaN through); ours refuses it."""
     with pytest.raises(ValueError, match=rf"'{name}' must be in range of \(0.0, 1.0\), but got nan"):
         AdamOffload(net_params(), **{name: float("nan")})
+
+
+FLOAT32_CASES = [
+    ("eps-beyond-float32", dict(eps=1e39), r"'eps' must be positive and finite in float32.*1e\+39, which is inf"),
+    ("eps-below-float32", dict(eps=1e-50), r"'eps' must be positive and finite in float32.*1e-50, which is 0.0"),
+    ("beta1-rounds-to-0", dict(beta1=1e-50), r"'beta1' must be in range of \(0.0, 1.0\) in float32.*which is 0.0"),
+    ("beta2-rounds-to-1", dict(beta2=1 - 1e-12), r"'beta2' must be in range of \(0.0, 1.0\) in float32.*which is 1.0"),
+    ("beta1-rounds-to-1", dict(beta1=1 - 1e-9), r"'beta1' must be in range of \(0.0, 1.0\) in float32.*which is 1.0"),
+    ("learning_rate-beyond-float32", dict(learning_rate=1e39), r"'learning rate' must be finite in float32, but it is "
+                                                                 r"inf at step 0"),
+    ("learning_rate-tensor-inf", dict(learning_rate=Tensor(np.float32(np.inf))), "'learning rate' must be finite"),
+    ("learning_rate-tensor-nan", dict(learning_rate=Tensor(np.float32(np.nan))), "it is nan at step 0"),
+    ("learning_rate-list-inf", dict(learning_rate=[0.1, 0.01, float("inf")]), "it is inf at step 2"),
+    ("learning_rate-vector-nan", dict(learning_rate=Tensor(np.array([0.1, np.nan], np.float32))), "nan at step 1"),
+    ("weight_decay-beyond-float32", dict(weight_decay=1e39), "'weight_decay' must be finite in float32"),
+    ("loss_scale-beyond-float32", dict(loss_scale=1e39), "'loss_scale' and its reciprocal must be finite"),
+    ("loss_scale-reciprocal-beyond-float32", dict(loss_scale=1e-39), "'loss_scale' and its reciprocal must be"),
+]
+
+
+@pytest.mark.parametrize("kwargs, message", [pytest.param(*c[1:], id=c[0]) for c in FLOAT32_CASES])
+def test_values_that_break_in_float32_are_refused(kwargs, message):
+    """nn.AdamOffload accepts each of these and then trains nothing, or NaN; ours says which value is wrong."""
+    if HAS_MINDSPORE_ADAM_OFFLOAD:
+        assert raised(nn.AdamOffload, kw(**kwargs)) is None  # a difference on purpose; see the module docstring
+    with pytest.raises(ValueError, match=message):
+        AdamOffload(net_params(), **kwargs)
+
+
+def test_group_learning_rate_beyond_float32_names_the_group():
+    weight, bias = net_params()
+    with pytest.raises(ValueError, match="it is inf at group 1, step 0"):
+        AdamOffload([{"params": [weight]}, {"params": [bias], "lr": 1e39}])
+
+
+@pytest.mark.parametrize("kwargs", [dict(eps=1.5e-45), dict(eps=3e38), dict(beta2=1 - 1e-7), dict(learning_rate=3e38),
+                                    dict(loss_scale=1e38)], ids=str)
+def test_extreme_values_float32_holds_are_accepted(kwargs):
+    AdamOffload(net_params(), **kwargs)
 
 
 @pytest.mark.parametrize("dtype", [ms.float16, ms.bfloat16], ids=["float16", "bfloat16"])
