@@ -74,7 +74,8 @@ def merge_sharded_checkpoints(checkpoints, out=None):
     Args:
         checkpoints (list[Union[str, dict]]): every rank's checkpoint of the same save (paths, or what
             ``mindspore.load_checkpoint`` returns), in rank order: rank 0 first.
-        out (str): where to write the merged checkpoint; nothing is written when None. Default: ``None``.
+        out (str): where to write the merged checkpoint (with ``mindspore_offload.save_checkpoint``, so a
+            crash leaves an existing file whole); nothing is written when None. Default: ``None``.
 
     Returns:
         dict, {name: numpy.ndarray}: every moment whole (the parameter's shape), the rest from rank 0.
@@ -93,9 +94,10 @@ def merge_sharded_checkpoints(checkpoints, out=None):
         state = ms.load_checkpoint(os.fspath(item)) if isinstance(item, (str, os.PathLike)) else item
         states.append({name: value.asnumpy() if hasattr(value, "asnumpy") else value for name, value in state.items()})
     merged = _sharding.merge(states)
-    if out is not None:
-        ms.save_checkpoint([{"name": name, "data": ms.Tensor(value)} for name, value in merged.items()],
-                           os.fspath(out))
+    if out is not None:  # crash-safe: an existing merged file is replaced whole or left as it was
+        from mindspore_offload.safe_save import save_checkpoint
+
+        save_checkpoint([{"name": name, "data": ms.Tensor(value)} for name, value in merged.items()], os.fspath(out))
     return merged
 
 

@@ -103,7 +103,9 @@ def find_resume_checkpoint(directory, prefix="CKP", group_size=None, format="ckp
         raise FileNotFoundError(f"For 'find_resume_checkpoint', no step is saved by all {group_size} rank(s) "
                                 f"in '{directory}' (files like '{os.path.basename(pattern)}'; steps found per "
                                 f"rank: {seen}). Was it saved by a run with another number of ranks or "
-                                f"another prefix?")
+                                f"another prefix? Pass that run's group_size; if it used shard_state=True, "
+                                f"merge its rank files first (python -m mindspore_offload.checkpoint merge "
+                                f"MERGED.ckpt RANK0.ckpt RANK1.ckpt ...) and load the merged file.")
     step = max(common)
     return step, [found[step] for found in per_rank]
 
