@@ -3,6 +3,9 @@
 Base flags stay at the x86-64 baseline; each instruction-set kernel raises its own target inside its
 file (#pragma GCC target), and the level is chosen at run time. MINDSPORE_OFFLOAD_NATIVE=1 tunes a
 local build for this CPU only (# opt-in: such a build is not portable and must never be shipped).
+
+The compiler must be GCC (C++17; built and tested with GCC 12): the per-level files raise their target
+with `#pragma GCC target`, which clang does not honour, so their intrinsics would not compile there.
 """
 import os
 from glob import glob
