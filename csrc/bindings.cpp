@@ -138,7 +138,6 @@ PYBIND11_MODULE(_C, mod) {
   mod.def("available_isas", &available_isas);
   mod.def("active_isa", [] { return std::string(mso::isa_name(mso::active_isa())); });
   mod.def("set_isa", &set_isa, py::arg("name"));
-  mod.def("isa_env_error", [] { return mso::isa_env_error(); });
   mod.def("get_num_threads", &mso::get_num_threads);
   mod.def("set_num_threads", &mso::set_num_threads, py::arg("n"));
   mod.def("get_tuning", [] {

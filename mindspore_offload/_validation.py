@@ -1,6 +1,8 @@
 """Constructor checks, with MindSpore's exception types and wording."""
 import os
 
+from mindspore_offload import _env
+
 
 def check_type(name, value, kinds, cls_name):
     """MindSpore's check_value_type: bool is never accepted where it is not asked for."""
@@ -56,7 +58,7 @@ def check_gradient_shapes(shapes, cls_name):
 
 def check_white_list(library, cls_name):
     """MS_CUSTOM_AOT_WHITE_LIST, when set, must contain our library; say how to fix it before MindSpore refuses."""
-    white_list = os.environ.get("MS_CUSTOM_AOT_WHITE_LIST")
+    white_list = _env.aot_white_list()
     if white_list is None:
         return
     legal = os.path.realpath(white_list)

@@ -7,10 +7,11 @@ that updates the moments in place and returns the step to add to the parameter, 
 a persistent pool of threads with the GIL released. Every level and every thread count gives the same
 bits.
 
-Environment:
-    MINDSPORE_OFFLOAD_ISA: force a level ("avx512", "avx2" or "scalar"). An unknown name, or one this CPU
-        lacks, fails the import with a ValueError naming the allowed values.
-    MINDSPORE_OFFLOAD_NUM_THREADS: the number of threads (default: the CPUs this process may run on).
+Environment (read in one place, mindspore_offload/_env.py; a bad value fails the import with a ValueError
+naming the allowed values):
+    MINDSPORE_OFFLOAD_ISA: force a level ("avx512", "avx2" or "scalar"); one this CPU lacks is an error too.
+    MINDSPORE_OFFLOAD_NUM_THREADS: the number of threads, a whole number >= 1 (default: the CPUs this
+        process may run on).
 """
 import math
 import numbers
@@ -18,7 +19,7 @@ import os
 
 import numpy as np
 
-from mindspore_offload import _C
+from mindspore_offload import _C, _env
 
 __all__ = [
     "adam_delta",
@@ -31,22 +32,21 @@ __all__ = [
     "library_path",
 ]
 
-ISAS = ("avx512", "avx2", "scalar")
+def _apply_environment():
+    """MINDSPORE_OFFLOAD_ISA and MINDSPORE_OFFLOAD_NUM_THREADS (read and checked in _env)."""
+    forced = _env.isa()
+    if forced is not None:
+        available = _C.available_isas()
+        if forced not in available:
+            raise ValueError(f"MINDSPORE_OFFLOAD_ISA='{forced}' is not supported by this CPU; the levels available "
+                             f"here are: {', '.join(available)}. Choose one of them or unset it.")
+        _C.set_isa(forced)
+    threads = _env.num_threads()
+    if threads is not None:
+        _C.set_num_threads(threads)
 
 
-def _fail_on_bad_environment():
-    error = _C.isa_env_error()
-    if error:
-        raise ValueError(error)
-    threads = os.environ.get("MINDSPORE_OFFLOAD_NUM_THREADS", "").strip()
-    if threads:
-        if not threads.isdigit() or int(threads) < 1:
-            raise ValueError(f"MINDSPORE_OFFLOAD_NUM_THREADS must be a whole number >= 1, but got '{threads}'. "
-                             "Unset it to use every CPU this process may run on.")
-        _C.set_num_threads(int(threads))
-
-
-_fail_on_bad_environment()
+_apply_environment()
 
 
 def available_isas():

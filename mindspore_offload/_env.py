@@ -1,0 +1,74 @@
+"""Every environment variable mindspore-offload reads is read here, and nowhere else.
+
+All follow one rule: unset or empty means the default; any other value must be exactly one of the
+allowed values (no case folding, no stripped spaces), or a ValueError names the variable, the value
+and what is allowed. A typo never silently means the default.
+
+At run time (read when `mindspore_offload.kernel` is imported, or an `AdamOffload` is built):
+    MINDSPORE_OFFLOAD_ISA          "avx512", "avx2" or "scalar": force the kernel's level.
+    MINDSPORE_OFFLOAD_NUM_THREADS  a whole number >= 1: threads a large array is split over.
+    MINDSPORE_OFFLOAD_HOST_APPLY   "1" (default) or "0": on the CPU backend, "0" makes the kernel return
+                                   the update for the graph to add instead of adding it itself.
+    MS_CUSTOM_AOT_WHITE_LIST       MindSpore's own: read only to check early that it allows our library.
+At build time (setup.py loads this file by path; the package is not importable yet):
+    MINDSPORE_OFFLOAD_NATIVE       "0" (default) or "1": tune a local build for this CPU (never ship it).
+    MINDSPORE_OFFLOAD_SANITIZE     "0" (default) or "1": build with AddressSanitizer and UBSan.
+
+This file imports nothing from the package, so setup.py can load it on its own.
+"""
+import os
+
+ISAS = ("avx512", "avx2", "scalar")
+_SWITCH = ("0", "1")
+
+
+def _read(name):
+    """The variable's value, or None when it is unset or empty."""
+    value = os.environ.get(name, "")
+    return value if value != "" else None
+
+
+def _one_of(name, allowed, default, consequence):
+    value = _read(name)
+    if value is None:
+        return default
+    if value not in allowed:
+        choices = ", ".join(f"'{a}'" for a in allowed)
+        raise ValueError(f"{name} must be one of {choices}, but got '{value}'. {consequence}")
+    return value
+
+
+def isa():
+    """The level MINDSPORE_OFFLOAD_ISA forces, or None to let the CPU decide."""
+    return _one_of("MINDSPORE_OFFLOAD_ISA", ISAS, None,
+                   "Unset it to choose the best level automatically.")
+
+
+def num_threads():
+    """The thread count MINDSPORE_OFFLOAD_NUM_THREADS asks for, or None for every CPU we may run on."""
+    value = _read("MINDSPORE_OFFLOAD_NUM_THREADS")
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise ValueError(f"MINDSPORE_OFFLOAD_NUM_THREADS must be a whole number >= 1, but got '{value}'. "
+                         "Unset it to use every CPU this process may run on.")
+    return int(value)
+
+
+def host_apply():
+    """False when MINDSPORE_OFFLOAD_HOST_APPLY=0: keep the delta + assign_add path on the CPU backend."""
+    return _one_of("MINDSPORE_OFFLOAD_HOST_APPLY", _SWITCH, "1",
+                   "Unset it (or '1') to update parameters in host memory in the kernel's pass; '0' returns "
+                   "the update for the graph to add.") == "1"
+
+
+def aot_white_list():
+    """MindSpore's MS_CUSTOM_AOT_WHITE_LIST (a folder), or None when unset or empty."""
+    return _read("MS_CUSTOM_AOT_WHITE_LIST")
+
+
+def build_switch(name):
+    """setup.py's MINDSPORE_OFFLOAD_NATIVE and MINDSPORE_OFFLOAD_SANITIZE: True for "1"."""
+    if name not in ("MINDSPORE_OFFLOAD_NATIVE", "MINDSPORE_OFFLOAD_SANITIZE"):
+        raise ValueError(f"'{name}' is not a build switch of mindspore-offload.")
+    return _one_of(name, _SWITCH, "0", "Unset it (or '0') for the default build.") == "1"
