@@ -9,6 +9,8 @@ At run time (read when `mindspore_offload.kernel` is imported, or an `AdamOffloa
     MINDSPORE_OFFLOAD_NUM_THREADS  a whole number >= 1: threads a large array is split over.
     MINDSPORE_OFFLOAD_HOST_APPLY   "1" (default) or "0": on the CPU backend, "0" makes the kernel return
                                    the update for the graph to add instead of adding it itself.
+    MINDSPORE_OFFLOAD_SHARD_MIN_SIZE  a whole number >= 0: with shard_state=True, the smallest parameter
+                                   (in elements) whose moments are sliced over the ranks.
     MS_CUSTOM_AOT_WHITE_LIST       MindSpore's own: read only to check early that it allows our library.
 At build time (setup.py loads this file by path; the package is not importable yet):
     MINDSPORE_OFFLOAD_NATIVE       "0" (default) or "1": tune a local build for this CPU (never ship it).
@@ -46,13 +48,21 @@ def isa():
 
 def num_threads():
     """The thread count MINDSPORE_OFFLOAD_NUM_THREADS asks for, or None for every CPU we may run on."""
-    value = _read("MINDSPORE_OFFLOAD_NUM_THREADS")
+    return _whole_number("MINDSPORE_OFFLOAD_NUM_THREADS", 1, "Unset it to use every CPU this process may run on.")
+
+
+def _whole_number(name, low, consequence):
+    value = _read(name)
     if value is None:
         return None
-    if not (value.isascii() and value.isdigit()) or int(value) < 1:
-        raise ValueError(f"MINDSPORE_OFFLOAD_NUM_THREADS must be a whole number >= 1, but got '{value}'. "
-                         "Unset it to use every CPU this process may run on.")
+    if not (value.isascii() and value.isdigit()) or int(value) < low:
+        raise ValueError(f"{name} must be a whole number >= {low}, but got '{value}'. {consequence}")
     return int(value)
+
+
+def shard_min_size():
+    """MINDSPORE_OFFLOAD_SHARD_MIN_SIZE, or None for _sharding's default."""
+    return _whole_number("MINDSPORE_OFFLOAD_SHARD_MIN_SIZE", 0, "Unset it to use the default size.")
 
 
 def host_apply():
