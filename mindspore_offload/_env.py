@@ -12,6 +12,8 @@ At run time (read when `mindspore_offload.kernel` is imported, or an `AdamOffloa
     MINDSPORE_OFFLOAD_SHARD_MIN_SIZE  a whole number >= 0: with shard_state=True, the smallest parameter
                                    (in elements) whose moments are sliced over the ranks.
     MS_CUSTOM_AOT_WHITE_LIST       MindSpore's own: read only to check early that it allows our library.
+    AITURBO                        MindSpore's own: "1" hands checkpoints to aiturbo, which the crash-safe
+                                   save refuses. Read exactly as MindSpore reads it, not by our rule.
 At build time (setup.py loads this file by path; the package is not importable yet):
     MINDSPORE_OFFLOAD_NATIVE       "0" (default) or "1": tune a local build for this CPU (never ship it).
     MINDSPORE_OFFLOAD_SANITIZE     "0" (default) or "1": build with AddressSanitizer and UBSan.
@@ -75,6 +77,11 @@ def host_apply():
 def aot_white_list():
     """MindSpore's MS_CUSTOM_AOT_WHITE_LIST (a folder), or None when unset or empty."""
     return _read("MS_CUSTOM_AOT_WHITE_LIST")
+
+
+def aiturbo():
+    """MindSpore's AITURBO switch, True where MindSpore's save_checkpoint would hand off to aiturbo."""
+    return os.environ.get("AITURBO") == "1"
 
 
 def build_switch(name):

@@ -50,6 +50,7 @@ GOOD = [
     ("MINDSPORE_OFFLOAD_SANITIZE", lambda: _env.build_switch("MINDSPORE_OFFLOAD_SANITIZE"), {"1": True, "0": False},
      False),
     ("MS_CUSTOM_AOT_WHITE_LIST", _env.aot_white_list, {"/some/folder": "/some/folder"}, None),
+    ("AITURBO", _env.aiturbo, {"1": True, "0": False, "true": False}, False),  # MindSpore's reading, not ours
 ]
 
 
