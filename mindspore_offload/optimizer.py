@@ -237,6 +237,8 @@ class AdamOffload(Optimizer):
         ValueError: If `eps` is 0, negative or NaN.
         ValueError: If `shard_state` is ``True`` in a parallel mode other than `DATA_PARALLEL` or stand-alone.
         ValueError: If, when the step is compiled, a gradient's shape differs from its parameter's.
+        ValueError: If `MINDSPORE_OFFLOAD_HOST_APPLY` is set to anything but "0" or "1", or, when the moments
+            are sharded, `MINDSPORE_OFFLOAD_SHARD_MIN_SIZE` to anything but a whole number.
         KeyError: If a group dict has no "params".
         RuntimeError: If a parameter is in two groups.
 
