@@ -9,7 +9,7 @@ LAB := $(VENV)/.lab-built
 SOURCES := $(wildcard csrc/*.cpp csrc/*.h) setup.py pyproject.toml
 PYTEST_ARGS ?=
 
-.PHONY: all build test example sanitize bench clean
+.PHONY: all build test example sanitize bench dist clean
 
 all: test
 
@@ -44,6 +44,11 @@ bench: $(BUILT) $(LAB)
 	PYTHONPATH=$(CURDIR) $(BENCH_PY) benchmarks/bench_ranks.py
 	$(PY) benchmarks/bench_train.py
 
+# The source distribution and a wheel in dist/, each built in an isolated environment from pyproject.toml's
+# build requirements (tests/test_sdist_install.py, run by `make test`, installs the sdist into a fresh venv).
+dist: $(DEPS)
+	rm -rf dist && $(PY) -m build --outdir dist
+
 # The kernel tests under AddressSanitizer and UndefinedBehaviorSanitizer (docs/usage.md#sanitizers),
 # against a separate build in build/sanitize (checked to be the library the tests load).
 SANITIZE_ENV = ASAN_OPTIONS=detect_leaks=0 PYTHONPATH=. \
@@ -60,4 +65,4 @@ sanitize: $(DEPS)
 		$(CURDIR)/tests/test_kernel.py $(CURDIR)/tests/test_lab.py $(CURDIR)/tests/test_kernel_errors.py $(CURDIR)/tests/test_custom_op_entry.py
 
 clean:
-	rm -rf build *.egg-info mindspore_offload/*.so $(BUILT) $(LAB)
+	rm -rf build dist *.egg-info mindspore_offload/*.so $(BUILT) $(LAB)

@@ -7,19 +7,36 @@ thresholds). It is never part of what users install.
 Base flags stay at the x86-64 baseline; each instruction-set kernel raises its own target inside its
 file (#pragma GCC target), and the level is chosen at run time. MINDSPORE_OFFLOAD_NATIVE=1 tunes a
 local build for this CPU only (# opt-in: such a build is not portable and must never be shipped).
+
+The compiler must be GCC (C++17; built and tested with GCC 12): the per-level files raise their target
+with `#pragma GCC target`, which clang does not honour, so their intrinsics would not compile there.
 """
+import importlib.util
 import os
 from glob import glob
 
 from pybind11.setup_helpers import Pybind11Extension, build_ext
 from setuptools import setup
 
+
+def _load_env():
+    """mindspore_offload/_env.py, where every environment variable is read, loaded by path: the package
+    itself cannot be imported before it is built."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mindspore_offload", "_env.py")
+    spec = importlib.util.spec_from_file_location("_mindspore_offload_env", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_env = _load_env()
+
 # fp-contract=off: only the fused multiply-adds written in the kernels are fused, so every level
 # rounds the same way. no-math-errno: sqrt never sets errno, so it stays one instruction.
 flags = ["-O3", "-ffp-contract=off", "-fno-math-errno", "-Wall", "-Wextra"]
-if os.environ.get("MINDSPORE_OFFLOAD_NATIVE") == "1":
+if _env.build_switch("MINDSPORE_OFFLOAD_NATIVE"):
     flags.append("-march=native")  # opt-in local build only, never in what we ship
-if os.environ.get("MINDSPORE_OFFLOAD_SANITIZE") == "1":
+if _env.build_switch("MINDSPORE_OFFLOAD_SANITIZE"):
     flags = ["-O1", "-g", "-ffp-contract=off", "-fno-math-errno", "-fsanitize=address,undefined",
              "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
 
@@ -33,7 +50,7 @@ ext = Pybind11Extension(
 )
 
 ext_modules = [ext]
-if os.environ.get("MINDSPORE_OFFLOAD_BENCH") == "1":
+if _env.build_switch("MINDSPORE_OFFLOAD_BENCH"):
     ext_modules.append(Pybind11Extension(
         "mindspore_offload._bench",
         sorted(glob("csrc/*.cpp")) + sorted(glob("csrc/lab/*.cpp")),

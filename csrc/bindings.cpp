@@ -5,6 +5,7 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -133,8 +134,20 @@ PYBIND11_MODULE(_C, mod) {
   mod.def("available_isas", &available_isas);
   mod.def("active_isa", [] { return std::string(mso::isa_name(mso::active_isa())); });
   mod.def("set_isa", &set_isa, py::arg("name"));
-  mod.def("isa_env_error", [] { return mso::isa_env_error(); });
-  mod.def("tuning_env_error", [] { return mso::tuning_env_error(); });
+  // The size thresholds in force (derived from this CPU's caches, or the environment's overrides).
+  mod.def("thresholds", [] {
+    const mso::Tuning t = mso::tuning();
+    return py::dict(py::arg("grain") = t.grain, py::arg("stream_min") = t.stream_min,
+                    py::arg("prefetch_min") = t.prefetch_min);
+  });
+  // The environment's overrides, read and checked in mindspore_offload/_env.py; None keeps the derived
+  // value. Private: kernel.py calls it once, at import.
+  mod.def("override_thresholds", [](std::optional<std::size_t> stream_min, std::optional<std::size_t> prefetch_min) {
+    mso::Tuning t = mso::tuning();
+    if (stream_min) t.stream_min = *stream_min;
+    if (prefetch_min) t.prefetch_min = *prefetch_min;
+    mso::set_tuning(t);
+  }, py::arg("stream_min"), py::arg("prefetch_min"));
   mod.def("get_num_threads", &mso::get_num_threads);
   mod.def("set_num_threads", &mso::set_num_threads, py::arg("n"));
 #ifdef MSO_LAB

@@ -1,7 +1,6 @@
 #include "dispatch.h"
 
 #include <atomic>
-#include <cstdlib>
 
 namespace mso {
 namespace {
@@ -16,29 +15,10 @@ bool cpu_has_avx512() {
   return __builtin_cpu_supports("avx512f");
 }
 
+// The best level this CPU runs; MINDSPORE_OFFLOAD_ISA is read in Python (mindspore_offload/_env.py, the one
+// place every variable is read), which forces a level through set_active_isa.
 struct State {
-  std::atomic<int> active{0};
-  std::string env_error;
-
-  State() {
-    Isa best = available_isas().front();
-    const char* env = std::getenv("MINDSPORE_OFFLOAD_ISA");
-    if (env != nullptr && *env != '\0') {
-      Isa forced;
-      if (!isa_from_name(env, &forced)) {
-        env_error = std::string("MINDSPORE_OFFLOAD_ISA must be one of 'avx512', 'avx2', 'scalar', but got '") +
-                    env + "'. Unset it to choose the best level automatically.";
-      } else if (!isa_supported(forced)) {
-        env_error = std::string("MINDSPORE_OFFLOAD_ISA='") + env +
-                    "' is not supported by this CPU; the levels available here are: ";
-        for (Isa isa : available_isas()) env_error += std::string(isa_name(isa)) + " ";
-        env_error += "- choose one of them or unset it.";
-      } else {
-        best = forced;
-      }
-    }
-    active.store(static_cast<int>(best));
-  }
+  std::atomic<int> active{static_cast<int>(available_isas().front())};
 };
 
 State& state() {
@@ -93,7 +73,5 @@ AdamKernel kernel_for(Isa isa) {
     default: return scalar::adam_step;
   }
 }
-
-const std::string& isa_env_error() { return state().env_error; }
 
 }  // namespace mso

@@ -1,4 +1,4 @@
-// Choosing the instruction-set level once, from the CPU's features and MINDSPORE_OFFLOAD_ISA.
+// Choosing the instruction-set level once, from the CPU's features (Python may force another).
 #pragma once
 
 #include <string>
@@ -18,8 +18,5 @@ std::vector<Isa> available_isas();  // best first
 Isa active_isa();
 void set_active_isa(Isa isa);  // the caller has checked isa_supported
 AdamKernel kernel_for(Isa isa);
-
-// Empty when MINDSPORE_OFFLOAD_ISA was unset or valid; otherwise why it was refused.
-const std::string& isa_env_error();
 
 }  // namespace mso

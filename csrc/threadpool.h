@@ -15,9 +15,10 @@ void set_num_threads(int n);  // n >= 1; the calling thread counts as one
 // are done. If another caller is using the pool at that moment, runs them all on this thread.
 void parallel_run(int count, TaskFn fn, void* ctx);
 
-// Runs fn(ctx, begin, len) over [0, n) split into equal chunks on 64-byte boundaries (so no two
-// threads write the same cache line): one chunk per thread, but no chunk shorter than about `grain`
-// elements. With a single chunk, fn(ctx, 0, n) runs directly on the calling thread.
+// Runs fn(ctx, begin, len) over [0, n) split into equal chunks whose lengths are multiples of 16
+// elements, one chunk per thread, but no chunk shorter than about `grain` elements. For float arrays
+// that start 64-byte aligned, no two threads then write the same cache line; otherwise each seam may
+// share one (slower, still correct). With a single chunk, fn(ctx, 0, n) runs directly on the calling thread.
 void parallel_for(std::size_t n, std::size_t grain, RangeFn fn, void* ctx);
 
 }  // namespace mso

@@ -9,44 +9,28 @@
 //     hardware prefetchers keep up on their own: off there, and on any CPU that is not Intel.
 //   grain = 2^17: the cost of waking one more thread, not a cache matter.
 // Measured on AMD EPYC Zen 4 (2 vCPUs, 1 MiB L2, 32 MiB L3); docs/performance.md has the figures.
-// MINDSPORE_OFFLOAD_STREAM_MIN and MINDSPORE_OFFLOAD_PREFETCH_MIN (elements) override the rule.
+// MINDSPORE_OFFLOAD_STREAM_MIN and MINDSPORE_OFFLOAD_PREFETCH_MIN (elements) override the rule: read
+// in mindspore_offload/_env.py and passed in at import (bindings.cpp's override_thresholds).
 #include "tuning.h"
 
 #include <atomic>
-#include <cstdlib>
 
 #include "cpu_caches.h"
 
 namespace mso {
 namespace {
 
-// A whole number of elements from the environment, or `fallback`; a malformed value is reported.
-std::size_t from_env(const char* name, std::size_t fallback, std::string* error) {
-  const char* env = std::getenv(name);
-  if (env == nullptr || *env == '\0') return fallback;
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(env, &end, 10);
-  if (*env < '0' || *env > '9' || *end != '\0') {
-    *error += std::string(name) + " must be a whole number of elements (0 or more), but got '" + env +
-              "'. Unset it to derive the threshold from this CPU's caches. ";
-    return fallback;
-  }
-  return static_cast<std::size_t>(value);
-}
-
 struct State {
   std::atomic<std::size_t> grain{std::size_t{1} << 17};
   std::atomic<std::size_t> stream_min;
   std::atomic<std::size_t> prefetch_min;
-  std::string env_error;
 
   State() {
     const CacheSizes c = cpu_caches();
-    stream_min = from_env("MINDSPORE_OFFLOAD_STREAM_MIN", c.l3 != 0 ? c.l3 / 16 : std::size_t{1} << 20, &env_error);
+    stream_min = c.l3 != 0 ? c.l3 / 16 : std::size_t{1} << 20;
     const std::size_t never = ~std::size_t{0};
     const std::size_t by_l2 = c.l2 != 0 ? c.l2 / 4 : std::size_t{1} << 18;
-    prefetch_min = from_env("MINDSPORE_OFFLOAD_PREFETCH_MIN", cpu_is_intel() ? by_l2 : never, &env_error);
-    if (!env_error.empty()) env_error.pop_back();
+    prefetch_min = cpu_is_intel() ? by_l2 : never;
   }
 };
 
@@ -69,7 +53,5 @@ void set_tuning(const Tuning& t) {
   s.stream_min.store(t.stream_min);
   s.prefetch_min.store(t.prefetch_min);
 }
-
-const std::string& tuning_env_error() { return state().env_error; }
 
 }  // namespace mso

@@ -3,7 +3,6 @@
 #pragma once
 
 #include <cstddef>
-#include <string>
 
 namespace mso {
 
@@ -14,9 +13,7 @@ struct Tuning {
 };
 
 Tuning tuning();
-void set_tuning(const Tuning& t);  // the lab build only (benchmarks, tests); _C does not bind it
-
-// Empty when MINDSPORE_OFFLOAD_STREAM_MIN / _PREFETCH_MIN were unset or valid; otherwise why refused.
-const std::string& tuning_env_error();
+// The lab build binds it whole; _C only to carry the environment's overrides (override_thresholds).
+void set_tuning(const Tuning& t);
 
 }  // namespace mso

@@ -11,7 +11,6 @@ Only MindSpore's world group and its own collectives are used; every rank builds
 the slice offset, a constant, differs), so the collectives always match.
 """
 import math
-import os
 from typing import NamedTuple
 
 import mindspore as ms
@@ -21,24 +20,18 @@ from mindspore.common.initializer import initializer
 from mindspore.ops import composite as C
 from mindspore.ops import functional as F
 
+from mindspore_offload import _env
+
 # Parameters with fewer elements keep whole, replicated moments. benchmarks/bench_shard.py (2 ranks, CPU
 # backend, 2 shared vCPUs; docs/performance.md) found each AllGather to cost about the same few ms from 256
 # to 16384 elements and to grow with size only from there: below 2^16 a gather buys at most 256 KiB a rank
 # for a fixed latency. MINDSPORE_OFFLOAD_SHARD_MIN_SIZE overrides it.
 SHARD_MIN_SIZE = 65536
 
-_ENV_MIN_SIZE = "MINDSPORE_OFFLOAD_SHARD_MIN_SIZE"
-
-
-def min_size(cls_name):
+def min_size():
     """The smallest parameter (in elements) whose moments are sliced."""
-    text = os.environ.get(_ENV_MIN_SIZE, "").strip()
-    if not text:
-        return SHARD_MIN_SIZE
-    if not text.isdigit():
-        raise ValueError(f"For '{cls_name}', {_ENV_MIN_SIZE} must be a whole number >= 0, but got '{text}'. "
-                         f"Unset it to use the default of {SHARD_MIN_SIZE} elements.")
-    return int(text)
+    value = _env.shard_min_size()
+    return SHARD_MIN_SIZE if value is None else value
 
 
 # This process's place in the world group and its gather, set by layout(). The step reads them as
@@ -89,7 +82,7 @@ def layout(shard_state, cls_name):
     _RANK, _RANKS = get_rank(), ranks
     if _GATHER is None:
         _GATHER = ops.AllGather()
-    return Layout(_RANK, _RANKS, min_size(cls_name))
+    return Layout(_RANK, _RANKS, min_size())
 
 
 def slice_length(size, group_size):

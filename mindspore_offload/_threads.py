@@ -16,6 +16,8 @@ on CPUs threads' worth of cores. The rule, in order:
 """
 import os
 
+from mindspore_offload import _env
+
 _LOCAL_RANK_COUNTS = ("LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS")
 
 
@@ -33,7 +35,7 @@ def local_rank_count(environ):
 
 def default_num_threads(environ=None, usable=None, online=None):
     """This rank's share of the CPUs (rules 2 and 3 above); arguments default to this process's."""
-    environ = os.environ if environ is None else environ
+    environ = _env.launcher() if environ is None else environ
     usable = len(os.sched_getaffinity(0)) if usable is None else usable
     online = (os.cpu_count() or usable) if online is None else online
     ranks = local_rank_count(environ)

@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 
+from mindspore_offload import _env
+
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -120,7 +122,7 @@ def check_gradient_shapes(shapes, cls_name):
 
 def check_white_list(library, cls_name):
     """MS_CUSTOM_AOT_WHITE_LIST, when set, must contain our library; say how to fix it before MindSpore refuses."""
-    white_list = os.environ.get("MS_CUSTOM_AOT_WHITE_LIST")
+    white_list = _env.aot_white_list()
     if white_list is None:
         return
     legal = os.path.realpath(white_list)

@@ -7,14 +7,15 @@ that updates the moments in place and returns the step to add to the parameter, 
 a persistent pool of threads with the GIL released. Every level and every thread count gives the same
 bits.
 
-Environment:
-    MINDSPORE_OFFLOAD_ISA: force a level ("avx512", "avx2" or "scalar"). An unknown name, or one this CPU
-        lacks, fails the import with a ValueError naming the allowed values.
-    MINDSPORE_OFFLOAD_NUM_THREADS: the number of threads (default: this rank's share of the CPUs this
-        process may run on: all of them for a single process; see mindspore_offload/_threads.py).
+Environment (read in one place, mindspore_offload/_env.py; a bad value fails the import with a ValueError
+naming the allowed values):
+    MINDSPORE_OFFLOAD_ISA: force a level ("avx512", "avx2" or "scalar"); one this CPU lacks is an error too.
+    MINDSPORE_OFFLOAD_NUM_THREADS: the number of threads, a whole number >= 1.
     MINDSPORE_OFFLOAD_STREAM_MIN, MINDSPORE_OFFLOAD_PREFETCH_MIN: elements from which the delta is written
         with streaming stores / a thread's chunk prefetches ahead (default: L3 / 16 bytes; L2 / 4 bytes on
-        Intel, never elsewhere; see docs/performance.md). A value that is not a whole number fails the import.
+        Intel, never elsewhere; see docs/performance.md).
+Without MINDSPORE_OFFLOAD_NUM_THREADS the pool takes this rank's share of the CPUs (all of them for a
+single process; see mindspore_offload/_threads.py).
 """
 import math
 import numbers
@@ -22,7 +23,7 @@ import os
 
 import numpy as np
 
-from mindspore_offload import _C
+from mindspore_offload import _C, _env
 from mindspore_offload._threads import default_num_threads
 
 __all__ = [
@@ -36,24 +37,22 @@ __all__ = [
     "library_path",
 ]
 
-ISAS = ("avx512", "avx2", "scalar")
+
+def _apply_environment():
+    """The level, the thread count and the size thresholds, from the variables _env read and checked."""
+    forced = _env.isa()
+    if forced is not None:
+        available = _C.available_isas()
+        if forced not in available:
+            raise ValueError(f"MINDSPORE_OFFLOAD_ISA='{forced}' is not supported by this CPU; the levels available "
+                             f"here are: {', '.join(available)}. Choose one of them or unset it.")
+        _C.set_isa(forced)
+    threads = _env.num_threads()
+    _C.set_num_threads(threads if threads is not None else default_num_threads(_env.launcher()))
+    _C.override_thresholds(_env.stream_min(), _env.prefetch_min())
 
 
-def _fail_on_bad_environment():
-    for error in (_C.isa_env_error(), _C.tuning_env_error()):
-        if error:
-            raise ValueError(error)
-    threads = os.environ.get("MINDSPORE_OFFLOAD_NUM_THREADS", "").strip()
-    if threads:
-        if not threads.isdigit() or int(threads) < 1:
-            raise ValueError(f"MINDSPORE_OFFLOAD_NUM_THREADS must be a whole number >= 1, but got '{threads}'. "
-                             "Unset it to use every CPU this process may run on.")
-        _C.set_num_threads(int(threads))
-    else:
-        _C.set_num_threads(default_num_threads())
-
-
-_fail_on_bad_environment()
+_apply_environment()
 
 
 def available_isas():

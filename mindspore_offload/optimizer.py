@@ -11,7 +11,6 @@ How one optimizer step is built:
   ``_take_step`` over the parameters, which calls each parameter's graph function with its host op.
 """
 import dataclasses
-import os
 
 import mindspore as ms
 from mindspore import Parameter, Tensor, jit, ops
@@ -21,7 +20,7 @@ from mindspore.nn.optim.optimizer import Optimizer
 from mindspore.ops import composite as C
 from mindspore.ops import functional as F
 
-from mindspore_offload import _contiguous, _sharding
+from mindspore_offload import _contiguous, _env, _sharding
 from mindspore_offload import _validation as check
 from mindspore_offload import kernel
 
@@ -87,7 +86,7 @@ def _(beta1_power, beta2_power, beta1, beta2, eps, lr, graph_step, host_adam, gr
 def _parameters_in_host_memory():
     """On the CPU backend the parameters already sit in host memory beside the moments.
     MINDSPORE_OFFLOAD_HOST_APPLY=0 keeps the "delta" kind there too (tests and benchmarks)."""
-    if os.environ.get("MINDSPORE_OFFLOAD_HOST_APPLY", "1").strip() == "0":
+    if not _env.host_apply():
         return False
     current = getattr(ms, "get_current_device", None)
     target = current()[0] if current is not None else ms.get_context("device_target")
@@ -240,6 +239,8 @@ class AdamOffload(Optimizer):
         ValueError: If `eps` is 0, negative, infinite or NaN, or is 0 or infinite in float32.
         ValueError: If `shard_state` is ``True`` in a parallel mode other than `DATA_PARALLEL` or stand-alone.
         ValueError: If, when the step is compiled, a gradient's shape differs from its parameter's.
+        ValueError: If `MINDSPORE_OFFLOAD_HOST_APPLY` is set to anything but "0" or "1", or, when the moments
+            are sharded, `MINDSPORE_OFFLOAD_SHARD_MIN_SIZE` to anything but a whole number.
         KeyError: If a group dict has no "params".
         RuntimeError: If a parameter is in two groups.
 

@@ -11,6 +11,8 @@ import os
 import socket
 import threading
 
+from mindspore_offload import _env
+
 __all__ = ["save_checkpoint"]
 
 # Marks our temporaries: '.<target name>.saving.<host>.<pid>.<token>.<format>'. The leading dot keeps
@@ -125,7 +127,7 @@ def _refuse_unsafe_modes(async_save):
                          f"'async_save' ({async_save!r}): a background write cannot promise that the file "
                          f"is complete before it replaces the old one. Pass async_save=False, or use "
                          f"mindspore.save_checkpoint for an asynchronous save without that guarantee.")
-    if os.getenv("AITURBO") == "1":
+    if _env.aiturbo():
         raise ValueError("For 'save_checkpoint', mindspore_offload's crash-safe save cannot be used with "
                          "AITURBO=1: MindSpore then hands the checkpoint to aiturbo instead of writing the "
                          "file. Unset AITURBO, or use mindspore.save_checkpoint.")

@@ -101,11 +101,11 @@ def test_thresholds_follow_the_caches_this_cpu_reports():
 
 
 def test_threshold_environment_overrides_and_errors():
-    out = _python("from mindspore_offload import _bench; print(_bench.get_tuning())",
+    out = _python("from mindspore_offload import kernel, _C; print(_C.thresholds())",
                   MINDSPORE_OFFLOAD_STREAM_MIN="12345", MINDSPORE_OFFLOAD_PREFETCH_MIN="0")
     assert eval(out.stdout)["stream_min"] == 12345 and eval(out.stdout)["prefetch_min"] == 0
     for name in ("MINDSPORE_OFFLOAD_STREAM_MIN", "MINDSPORE_OFFLOAD_PREFETCH_MIN"):
         for bad in ("1e6", "-1", "lots", " 5"):
             bad_run = _python("from mindspore_offload import kernel", **{name: bad})
             assert bad_run.returncode != 0
-            assert f"ValueError: {name} must be a whole number of elements" in bad_run.stderr, bad_run.stderr
+            assert f"ValueError: {name} must be a whole number >= 0, but got '{bad}'" in bad_run.stderr, bad_run.stderr

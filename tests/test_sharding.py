@@ -128,7 +128,7 @@ def test_a_bad_threshold_in_the_environment_is_refused(monkeypatch, value):
     monkeypatch.setenv("MINDSPORE_OFFLOAD_SHARD_MIN_SIZE", value)
     with pytest.raises(ValueError, match=f"MINDSPORE_OFFLOAD_SHARD_MIN_SIZE must be a whole number >= 0, but got "
                                          f"'{value}'"):
-        _sharding.min_size("AdamOffload")
+        _sharding.min_size()
 
 
 # --- msrun: two ranks, then three ---
