@@ -54,8 +54,8 @@ int main() {
     std::printf("sqrt+div alone: %.2f G elements/s/core   ", iters * 8.0 * 16 / s / 1e9);
     const int calls = 200000;
     t = clock::now();
-    for (int i = 0; i < calls; ++i) mso::adam_step_avx512(m.data(), v.data(), g.data(), d.data(), n, k, false, mso::Output::kStore);
+    for (int i = 0; i < calls; ++i) mso::avx512::adam_step(m.data(), v.data(), g.data(), d.data(), n, k, false, mso::Output::kStore);
     s = std::chrono::duration<double>(clock::now() - t).count();
-    std::printf("adam_step_avx512, 4096 in cache: %.2f G elements/s/core\n", calls * double(n) / s / 1e9);
+    std::printf("avx512::adam_step, 4096 in cache: %.2f G elements/s/core\n", calls * double(n) / s / 1e9);
   }
 }

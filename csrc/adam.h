@@ -45,12 +45,20 @@ constexpr std::size_t kPrefetchAhead = 1024;  // 4 KiB
 using AdamKernel = void (*)(float* m, float* v, const float* grad, float* out, std::size_t n,
                             const AdamCoeffs& k, bool nesterov, Output output);
 
-void adam_step_scalar(float* m, float* v, const float* grad, float* out, std::size_t n,
-                      const AdamCoeffs& k, bool nesterov, Output output);
-void adam_step_avx2(float* m, float* v, const float* grad, float* out, std::size_t n,
-                    const AdamCoeffs& k, bool nesterov, Output output);
-void adam_step_avx512(float* m, float* v, const float* grad, float* out, std::size_t n,
-                      const AdamCoeffs& k, bool nesterov, Output output);
+// The levels. Each is the one body in adam_body.h, compiled for its instruction set inside its own
+// namespace (adam_avx512.cpp, adam_avx2.cpp, adam_scalar.cpp), so no two levels share a symbol.
+namespace avx512 {
+void adam_step(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& k,
+               bool nesterov, Output output);
+}
+namespace avx2 {
+void adam_step(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& k,
+               bool nesterov, Output output);
+}
+namespace scalar {
+void adam_step(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& k,
+               bool nesterov, Output output);
+}
 
 AdamCoeffs adam_coeffs(const AdamHyper& h);
 

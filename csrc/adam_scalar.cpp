@@ -1,37 +1,43 @@
-// Portable level: the same operations in the same order as the vector levels, one element at a time,
-// so every level gives the same bits (fma, sqrt and division are all correctly rounded).
+// Portable level: the body of adam_body.h one float at a time. std::fma, sqrt and division are
+// correctly rounded, like their vector instructions, so this level gives the vector levels' bits
+// (at the x86-64 baseline std::fma is a library call, which is why this level is slow).
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 
 #include "adam.h"
 
 namespace mso {
+namespace scalar {
 namespace {
 
-template <bool kNesterov, bool kApply>
-void run(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& k) {
-  for (std::size_t i = 0; i < n; ++i) {
-    const float g = grad[i];
-    const float mi = std::fma(m[i], k.beta1, k.one_minus_beta1 * g);
-    const float vi = std::fma(v[i], k.beta2, (k.one_minus_beta2 * g) * g);
-    m[i] = mi;
-    v[i] = vi;
-    const float num = kNesterov ? std::fma(mi, k.beta1, k.one_minus_beta1 * g) : mi;
-    const float delta = (k.neg_lr * num) / (std::sqrt(vi) + k.eps);
-    out[i] = kApply ? out[i] + delta : delta;
+struct Vec {
+  using reg = float;
+  using mask = bool;
+  static constexpr std::size_t kWidth = 1;  // no head and no tail: every element is a whole register
+
+  static reg set1(float x) { return x; }
+  static reg load(const float* p) { return *p; }
+  static reg load(const float* p, mask k) { return k ? *p : 0.0f; }
+  static void store(float* p, reg x) { *p = x; }
+  static void store(float* p, reg x, mask k) {
+    if (k) *p = x;
   }
-}
+  static void stream(float* p, reg x) { *p = x; }  // no streaming store: a plain one
+  static void fence() {}
+  static mask first(std::size_t count) { return count > 0; }
+  static reg add(reg a, reg b) { return a + b; }
+  static reg mul(reg a, reg b) { return a * b; }
+  static reg div(reg a, reg b) { return a / b; }
+  static reg sqrt(reg a) { return std::sqrt(a); }
+  static reg fma(reg a, reg b, reg c) { return std::fma(a, b, c); }
+  static void prefetch(const float*) {}
+};
 
 }  // namespace
-
-void adam_step_scalar(float* m, float* v, const float* grad, float* out, std::size_t n,
-                      const AdamCoeffs& k, bool nesterov, Output output) {
-  const bool apply = output == Output::kApply;  // streaming stores are a vector-level matter
-  if (nesterov) {
-    apply ? run<true, true>(m, v, grad, out, n, k) : run<true, false>(m, v, grad, out, n, k);
-  } else {
-    apply ? run<false, true>(m, v, grad, out, n, k) : run<false, false>(m, v, grad, out, n, k);
-  }
-}
-
+}  // namespace scalar
 }  // namespace mso
+
+#define MSO_LEVEL scalar
+#include "adam_body.h"
+#undef MSO_LEVEL

@@ -88,9 +88,9 @@ void set_active_isa(Isa isa) { state().active.store(static_cast<int>(isa)); }
 
 AdamKernel kernel_for(Isa isa) {
   switch (isa) {
-    case Isa::kAvx512: return adam_step_avx512;
-    case Isa::kAvx2: return adam_step_avx2;
-    default: return adam_step_scalar;
+    case Isa::kAvx512: return avx512::adam_step;
+    case Isa::kAvx2: return avx2::adam_step;
+    default: return scalar::adam_step;
   }
 }
 

@@ -1,0 +1,110 @@
+// The Adam loop body, written once for every instruction-set level.
+//
+// Deliberately no include guard: each level's file (adam_avx512.cpp, adam_avx2.cpp, adam_scalar.cpp)
+// includes it once, after raising its target and defining its vector wrapper `Vec` in namespace
+// mso::MSO_LEVEL, so everything below is compiled for that level and lives in that namespace.
+// The including file includes every header first: nothing is included from inside a target region,
+// where a shared inline function would be compiled for one level and could be picked for another.
+//
+// Vec provides, for `kWidth` floats at a time: reg, mask, set1, load/store (unaligned), masked
+// load (zero-filled) and store, first(count) (the mask of lanes [0, count)), stream + fence, add, mul,
+// div, sqrt, fma(a, b, c) = a * b + c rounded once, and prefetch. A level without a vector unit is
+// the same body with kWidth = 1, so every level computes the same formula in the same order.
+#ifndef MSO_LEVEL
+#error "define MSO_LEVEL (the level's namespace) and its Vec before including adam_body.h"
+#endif
+
+namespace mso {
+namespace MSO_LEVEL {
+namespace {
+
+using Reg = Vec::reg;
+
+struct Consts {
+  Reg beta1, beta2, c1, c2, neg_lr, eps;
+};
+
+// One Adam update of m and v, and the step, rounded exactly as MindSpore's AdamNoUpdateParam rounds
+// its vector body: m and v each by one fused multiply-add, lr_t * m before the division.
+template <bool kNesterov>
+inline Reg step(const Consts& k, Reg g, Reg& m, Reg& v) {
+  m = Vec::fma(m, k.beta1, Vec::mul(k.c1, g));
+  v = Vec::fma(v, k.beta2, Vec::mul(Vec::mul(k.c2, g), g));
+  const Reg num = kNesterov ? Vec::fma(m, k.beta1, Vec::mul(k.c1, g)) : m;
+  return Vec::div(Vec::mul(k.neg_lr, num), Vec::add(Vec::sqrt(v), k.eps));
+}
+
+// The alignment head and the tail: the same step on the lanes of `lanes` only, so there is no scalar
+// remainder with its own rounding.
+template <bool kNesterov, Output kOut>
+inline void partial(const Consts& k, float* m, float* v, const float* g, float* out, Vec::mask lanes) {
+  Reg mv = Vec::load(m, lanes);
+  Reg vv = Vec::load(v, lanes);
+  Reg dv = step<kNesterov>(k, Vec::load(g, lanes), mv, vv);
+  if (kOut == Output::kApply) dv = Vec::add(Vec::load(out, lanes), dv);
+  Vec::store(m, mv, lanes);
+  Vec::store(v, vv, lanes);
+  Vec::store(out, dv, lanes);
+}
+
+template <bool kNesterov, Output kOut>
+void run(float* m, float* v, const float* g, float* out, std::size_t n, const Consts& k) {
+  constexpr std::size_t w = Vec::kWidth;
+  std::size_t i = 0;
+  if (kOut == Output::kStream) {  // streaming stores want `out` on a whole-register boundary
+    constexpr std::uintptr_t align = sizeof(Reg);
+    const std::size_t head = ((align - (reinterpret_cast<std::uintptr_t>(out) & (align - 1))) & (align - 1)) / 4;
+    if (head != 0 && head <= n) {
+      partial<kNesterov, kOut>(k, m, v, g, out, Vec::first(head));
+      i = head;
+    }
+  }
+  const bool far = n >= kPrefetchMin;
+  for (; i + w <= n; i += w) {
+    if (far) {
+      Vec::prefetch(g + i + kPrefetchAhead);
+      Vec::prefetch(m + i + kPrefetchAhead);
+      Vec::prefetch(v + i + kPrefetchAhead);
+      if (kOut == Output::kApply) Vec::prefetch(out + i + kPrefetchAhead);
+    }
+    Reg mv = Vec::load(m + i);
+    Reg vv = Vec::load(v + i);
+    const Reg dv = step<kNesterov>(k, Vec::load(g + i), mv, vv);
+    Vec::store(m + i, mv);
+    Vec::store(v + i, vv);
+    if (kOut == Output::kStream) {
+      Vec::stream(out + i, dv);
+    } else if (kOut == Output::kApply) {
+      Vec::store(out + i, Vec::add(Vec::load(out + i), dv));
+    } else {
+      Vec::store(out + i, dv);
+    }
+  }
+  if (i < n) partial<kNesterov, kOut>(k, m + i, v + i, g + i, out + i, Vec::first(n - i));
+  if (kOut == Output::kStream) Vec::fence();
+}
+
+template <bool kNesterov>
+void run_output(float* m, float* v, const float* g, float* out, std::size_t n, const Consts& k, Output output) {
+  switch (output) {
+    case Output::kStream: return run<kNesterov, Output::kStream>(m, v, g, out, n, k);
+    case Output::kApply: return run<kNesterov, Output::kApply>(m, v, g, out, n, k);
+    default: return run<kNesterov, Output::kStore>(m, v, g, out, n, k);
+  }
+}
+
+}  // namespace
+
+void adam_step(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& c,
+               bool nesterov, Output output) {
+  const Consts k{Vec::set1(c.beta1),           Vec::set1(c.beta2),  Vec::set1(c.one_minus_beta1),
+                 Vec::set1(c.one_minus_beta2), Vec::set1(c.neg_lr), Vec::set1(c.eps)};
+  if (nesterov) {
+    run_output<true>(m, v, grad, out, n, k, output);
+  } else {
+    run_output<false>(m, v, grad, out, n, k, output);
+  }
+}
+
+}  // namespace MSO_LEVEL
+}  // namespace mso
