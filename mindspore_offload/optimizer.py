@@ -1,4 +1,16 @@
-"""AdamOffload: MindSpore's nn.AdamOffload, rebuilt on mindspore-offload's host kernel."""
+"""AdamOffload: the API of MindSpore's nn.AdamOffload, with the moments updated by our host kernel.
+
+How one optimizer step is built:
+
+- Every parameter gets a *step kind* (``AdamOffload.step_kinds``), chosen once per parameter by
+  ``AdamOffload._choose_step``. A kind names a graph function (how the parameter receives its update)
+  and the kernel entry point its host op calls. Adding a kind (another parameter dtype, moments sharded
+  over ranks) means adding a row to ``STEP_KINDS`` and a branch to ``_choose_step``; construct does not
+  change.
+- ``construct`` advances the shared state (global step, beta powers, learning rate) and then maps
+  ``_take_step`` over the parameters, which calls each parameter's graph function with its host op.
+"""
+import dataclasses
 import os
 
 import mindspore as ms
@@ -9,33 +21,80 @@ from mindspore.nn.optim.optimizer import Optimizer
 from mindspore.ops import composite as C
 from mindspore.ops import functional as F
 
+from mindspore_offload import _mixed
 from mindspore_offload import _validation as check
 from mindspore_offload import kernel
 
-_adam_offload = C.MultitypeFuncGraph("mindspore_offload_adam")
+# Each graph function below receives the same arguments: the parameter's host op, the hyper-parameters
+# of this step (beta1_power and beta2_power already advanced), then the parameter's own tensors. It
+# returns True, so that the optimizer's output is one True per parameter, as nn.AdamOffload's is.
+_ARGS = ("Function",) + ("Tensor",) * 10
+
+_delta_on_device = C.MultitypeFuncGraph("mindspore_offload_delta_on_device")
 
 
-@_adam_offload.register("Function", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor",
-                        "Tensor", "Tensor")
-def _step(opt, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param, moment1, moment2):
-    """Moments on the host (the custom op, placed on the CPU); the delta added on the parameter's device."""
-    delta = opt(moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, gradient)
+@_delta_on_device.register(*_ARGS)
+def _(host_adam, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param, moment1, moment2):
+    """Kind "delta": the host op updates the moments and returns the step; the graph adds it to the
+    parameter where the parameter lives (the device, on Ascend/GPU)."""
+    delta = host_adam(moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, gradient)
     return F.depend(True, F.assign_add(param, delta))
 
 
-_adam_apply = C.MultitypeFuncGraph("mindspore_offload_adam_apply")
+_applied_on_host = C.MultitypeFuncGraph("mindspore_offload_applied_on_host")
 
 
-@_adam_apply.register("Function", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor",
-                      "Tensor", "Tensor")
-def _apply(opt, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param, moment1, moment2):
-    """Parameters already in host memory: the custom op adds the delta to the parameter in the same pass."""
-    return F.depend(True, opt(param, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, gradient))
+@_applied_on_host.register(*_ARGS)
+def _(host_adam, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param, moment1, moment2):
+    """Kind "host": the parameter is in host memory too, so the host op adds the step to it in the same
+    pass over the moments; no delta tensor is made. Its output is a one-float placeholder."""
+    done = host_adam(param, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, gradient)
+    return F.depend(True, done)
 
 
-def _parameters_on_host():
-    """True on the CPU backend, where the parameters live in host memory beside the moments.
-    MINDSPORE_OFFLOAD_HOST_APPLY=0 keeps the delta + assign_add path there too."""
+@dataclasses.dataclass(frozen=True)
+class StepKind:
+    """How a parameter of this kind is updated.
+
+    graph_step: the MultitypeFuncGraph called for the parameter (arguments as ``_ARGS``).
+    entry: the kernel's custom-op entry point, without its "Nesterov"/"Locked" suffixes.
+    takes_param: whether the host op receives the parameter as its first input (and writes it).
+    """
+
+    graph_step: C.MultitypeFuncGraph
+    entry: str
+    takes_param: bool
+
+
+_master_elsewhere = C.MultitypeFuncGraph("mindspore_offload_master_elsewhere")
+
+
+@_master_elsewhere.register(*_ARGS)
+def _(host_adam, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param, moment1, moment2):
+    """Kind "master": a float16/bfloat16 parameter, updated through its float32 master by _mixed.step."""
+    return True
+
+
+STEP_KINDS = {
+    "delta": StepKind(_delta_on_device, "AdamOffloadStep", takes_param=False),
+    "host": StepKind(_applied_on_host, "AdamOffloadApply", takes_param=True),
+    "master": StepKind(_master_elsewhere, "AdamOffloadStep", takes_param=False),  # its op is never called
+}
+
+_take_step = C.MultitypeFuncGraph("mindspore_offload_take_step")
+
+
+@_take_step.register("Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Function", "Function", "Tensor",
+                     "Tensor", "Tensor", "Tensor")
+def _(beta1_power, beta2_power, beta1, beta2, eps, lr, graph_step, host_adam, gradient, param, moment1, moment2):
+    """One parameter's update: its kind's graph function with its host op. The learning rate arrives
+    either bound for every parameter or, with per-group rates, mapped with the parameters."""
+    return graph_step(host_adam, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param, moment1, moment2)
+
+
+def _parameters_in_host_memory():
+    """On the CPU backend the parameters already sit in host memory beside the moments.
+    MINDSPORE_OFFLOAD_HOST_APPLY=0 keeps the "delta" kind there too (tests and benchmarks)."""
     if os.environ.get("MINDSPORE_OFFLOAD_HOST_APPLY", "1").strip() == "0":
         return False
     current = getattr(ms, "get_current_device", None)
@@ -43,161 +102,187 @@ def _parameters_on_host():
     return str(target).upper() == "CPU"
 
 
-def _entry_point(apply, use_nesterov, use_locking):
-    return (("AdamOffloadApply" if apply else "AdamOffloadStep") + ("Nesterov" if use_nesterov else "")
-            + ("Locked" if use_locking else ""))
+def _host_adam_op(kind, use_nesterov, use_locking, cls_name):
+    """The custom op that runs the kernel's entry point for ``kind`` on the host."""
+    library = kernel.library_path()
+    entry = kind.entry + ("Nesterov" if use_nesterov else "") + ("Locked" if use_locking else "")
+    # Shapes and dtypes are checked when the graph is compiled, before any state is touched; the inputs
+    # after the parameter (if the op takes it) are laid out the same for every kind.
+    skip = 1 if kind.takes_param else 0
+
+    def out_shape(*shapes):
+        check.check_gradient_shapes(shapes[skip:], cls_name)
+        return [1] if kind.takes_param else shapes[-1]
+
+    def out_dtype(*dtypes):
+        check.check_gradient_dtypes(dtypes[skip:], cls_name)
+        return dtypes[-1]
+
+    op = ops.Custom(f"{library}:{entry}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot")
+    # The moments are host memory whatever the network's device, so the op always runs on the CPU.
+    op.set_device("CPU")
+    # The op writes its moments (and the parameter, for "host") in place. Declaring the side effect keeps
+    # the graph from reordering reads and saves around it, merging two calls or dropping one.
+    op.add_prim_attr("side_effect_mem", True)
+    return op
 
 
 class AdamOffload(Optimizer):
     r"""
-    A maintained, faster drop-in replacement for `mindspore.nn.AdamOffload`.
+    Adam whose moments never leave host memory: a drop-in replacement for `mindspore.nn.AdamOffload`.
 
-    This optimizer runs Adam's moment update on the host CPU and keeps the parameters being updated on the
-    device, to minimize the memory cost: moment1 and moment2 never take device memory. The host update is
-    mindspore-offload's own kernel (AVX-512, AVX2 or portable code, chosen at run time, multi-threaded),
-    called from the compiled graph through a custom operator placed on the CPU; the device only adds the
-    resulting delta to each parameter.
+    The two moment tensors kept for every parameter are allocated in host memory and updated there by
+    mindspore-offload's C++ kernel (AVX-512, AVX2 or plain code, picked for the CPU at run time, spread
+    over a pool of threads). The compiled graph reaches the kernel through a custom operator pinned to
+    the CPU. What happens to the parameter itself depends on where it is stored:
 
-    The Adam algorithm is proposed in `Adam: A Method for Stochastic Optimization <https://arxiv.org/abs/1412.6980>`_.
+    - on the CPU backend it is host memory as well, and the kernel adds the update to it in the same
+      pass (`apply_on_host` is ``True``);
+    - on a device backend (Ascend, GPU), and on the CPU when ``MINDSPORE_OFFLOAD_HOST_APPLY=0``, the
+      kernel hands back the update and the graph adds it to the parameter on its device.
 
-    The updating formulas are as follows,
+    Both ways give the same bits. Compared with a plain Adam, the device memory saved is two tensors
+    the size of every parameter; the price is a trip to the host for each step.
+
+    Adam itself is described in `Adam: A Method for Stochastic Optimization
+    <https://arxiv.org/abs/1412.6980>`_. At step :math:`t`, for a parameter :math:`w` with gradient
+    :math:`g`:
 
     .. math::
         \begin{array}{ll} \\
-            m_{t+1} = \beta_1 * m_{t} + (1 - \beta_1) * g \\
-            v_{t+1} = \beta_2 * v_{t} + (1 - \beta_2) * g * g \\
-            l = \alpha * \frac{\sqrt{1-\beta_2^t}}{1-\beta_1^t} \\
-            w_{t+1} = w_{t} - l * \frac{m_{t+1}}{\sqrt{v_{t+1}} + \epsilon}
+            m \leftarrow \beta_1 m + (1 - \beta_1) g \\
+            v \leftarrow \beta_2 v + (1 - \beta_2) g^2 \\
+            \hat{\alpha} = \alpha \sqrt{1 - \beta_2^t} \,/\, (1 - \beta_1^t) \\
+            w \leftarrow w - \hat{\alpha} \, m \,/\, (\sqrt{v} + \epsilon)
         \end{array}
 
-    :math:`m` represents the 1st moment vector `moment1`, :math:`v` represents the 2nd moment vector `moment2`,
-    :math:`g` represents `gradients`, :math:`l` represents scaling factor, :math:`\beta_1, \beta_2` represent
-    `beta1` and `beta2`, :math:`t` represents the current step while :math:`beta_1^t` and :math:`beta_2^t` represent
-    `beta1_power` and `beta2_power`, :math:`\alpha` represents `learning_rate`, :math:`w` represents `params`,
-    :math:`\epsilon` represents `eps`. With `use_nesterov`, the numerator is :math:`\beta_1 m_{t+1} + (1 - \beta_1) g`.
-    As in MindSpore, eps is not bias-corrected.
+    Here :math:`m` and :math:`v` are the `moment1` and `moment2` state, :math:`\alpha` the learning rate,
+    :math:`\beta_1^t` and :math:`\beta_2^t` the `beta1_power` and `beta2_power` state, and :math:`\epsilon`
+    is `eps`, which is added after the bias correction, not before. With `use_nesterov`, the :math:`m` in
+    the last line is replaced by :math:`\beta_1 m + (1 - \beta_1) g`, using the updated :math:`m`.
 
     Note:
-        Unlike `nn.AdamOffload`, which is documented for `GRAPH_MODE` only, this optimizer is tested in both
-        `GRAPH_MODE` and `PYNATIVE_MODE` (its construct is compiled with `jit` in both).
+        Both `GRAPH_MODE` and `PYNATIVE_MODE` work and are tested: the step is compiled with `jit` in
+        either mode. (MindSpore documents `nn.AdamOffload` for `GRAPH_MODE` only.)
 
-        If parameters are not grouped, the `weight_decay` in optimizer will be applied on the network parameters without
-        'beta' or 'gamma' in their names. Users can group parameters to change the strategy of decaying weight. When
-        parameters are grouped, each group can set `weight_decay`. If not, the `weight_decay` in optimizer will be
-        applied.
+        Weight decay, when given without groups, is applied to every parameter whose name contains
+        neither "beta" nor "gamma". A group may set its own `weight_decay`; a group that does not uses
+        the optimizer's.
 
-        Parameters must be float32. The checkpoint names (`moment1.*`, `moment2.*`, `beta1_power`, `beta2_power`,
-        `global_step`, `learning_rate`) are those of `nn.AdamOffload`, so checkpoints load both ways.
+        Every parameter must be float32.
+
+        The state has the names `nn.AdamOffload` gives it (`moment1.<parameter name>`,
+        `moment2.<parameter name>`, `beta1_power`, `beta2_power`, plus `global_step` and `learning_rate`
+        from `nn.Optimizer`), so a checkpoint written by either optimizer loads into the other.
 
     Args:
-        params (Union[list[Parameter], list[dict]]): Must be list of `Parameter` or list of `dict`. When the
-            `params` is a list of `dict`, the string "params", "lr", "weight_decay", and "order_params"
-            are the keys can be parsed.
+        params (Union[list[Parameter], list[dict]]): The parameters to train. Either a list of `Parameter`,
+            or a list of groups, each a `dict` with these keys:
 
-            - params: Required. Parameters in current group. The value must be a list of `Parameter`.
+            - "params": required, the group's list of `Parameter`.
+            - "lr": optional, the group's learning rate, of any kind `learning_rate` accepts; without it,
+              the group uses `learning_rate`.
+            - "weight_decay": optional, the group's weight decay, of any kind `weight_decay` accepts;
+              without it, the group uses `weight_decay`.
+            - "order_params": optional, given in a group of its own: every parameter of the other groups,
+              in the order the optimizer should walk them (usually the network's order). When a dict
+              holds "order_params", its other keys are ignored.
 
-            - lr: Optional. If "lr" in the keys, the value of corresponding learning rate will be used.
-              If not, the `learning_rate` in optimizer will be used. Fixed and dynamic learning rate are supported.
-
-            - weight_decay: Optional. If "weight_decay" in the keys, the value of corresponding weight decay
-              will be used. If not, the `weight_decay` in the optimizer will be used. It should be noted that weight
-              decay can be a constant value or a Cell. It is a Cell only when dynamic weight decay is applied.
-
-            - order_params: Optional. When parameters is grouped, this usually is used to maintain the order of
-              parameters that appeared in the network to improve performance. The value should be parameters whose
-              order will be followed in optimizer.
-              If `order_params` in the keys, other keys will be ignored and the element of 'order_params' must be in
-              one group of `params`.
-
-        learning_rate (Union[float, int, Tensor, Iterable, LearningRateSchedule]): Default: ``1e-3`` .
-
-            - float: The fixed learning rate value. Must be equal to or greater than 0.
-
-            - int: The fixed learning rate value. Must be equal to or greater than 0. It will be converted to float.
-
-            - Tensor: Its value should be a scalar or a 1-D vector. For scalar, fixed learning rate will be applied.
-              For vector, learning rate is dynamic, then the i-th step will take the i-th value as the learning rate.
-
-            - Iterable: Learning rate is dynamic. The i-th step will take the i-th value as the learning rate.
-
-            - LearningRateSchedule: Learning rate is dynamic. During training, the optimizer calls the instance of
-              LearningRateSchedule with step as the input to get the learning rate of current step.
-
-        beta1 (float): The exponential decay rate for the 1st moment estimations. Should be in range (0.0, 1.0).
-            Default: ``0.9`` .
-        beta2 (float): The exponential decay rate for the 2nd moment estimations. Should be in range (0.0, 1.0).
-            Default: ``0.999`` .
-        eps (float): Term added to the denominator to improve numerical stability. Should be greater than 0.
-            Default: ``1e-8`` .
-        use_locking (bool): Whether to enable a lock to protect the updating process of variable tensors.
-            If ``True`` , the host update of one parameter's `m` and `v` (and the delta computed from them) is
-            mutually exclusive with any other update of the same state in this process, so concurrent steps
-            give the serial result for each parameter. If ``False`` , concurrent updates of the same state are
-            not ordered and the result is unpredictable. Default: ``False`` .
-        use_nesterov (bool): Whether to use Nesterov Accelerated Gradient (NAG) algorithm to update the gradients.
-            If ``True`` , update the gradients using NAG.
-            If ``False`` , update the gradients without using NAG. Default: ``False`` .
-        weight_decay (Union[float, int, Cell]): Weight decay (L2 penalty). Default: ``0.0`` .
-
-            - float: The fixed weight decay value. Must be equal to or greater than 0.
-
-            - int: The fixed weight decay value. Must be equal to or greater than 0. It will be converted to float.
-
-            - Cell: Weight decay is dynamic. During training, the optimizer calls the instance of
-              the Cell with step as the input to get the weight decay value of current step.
-
-        loss_scale (float): A floating point value for the loss scale. Should be greater than 0. In general, use the
-            default value. Only when `FixedLossScaleManager` is used for training and the `drop_overflow_update` in
-            `FixedLossScaleManager` is set to ``False`` , then this value needs to be the same as the `loss_scale` in
-            `FixedLossScaleManager`. Refer to class :class:`mindspore.amp.FixedLossScaleManager` for more details.
-            Default: ``1.0`` .
+        learning_rate (Union[float, int, Tensor, Iterable, LearningRateSchedule]): The learning rate.
+            A float or int (0 or more) is a fixed rate. A scalar Tensor is a fixed rate too; a 1-D Tensor
+            or any other Iterable gives one rate per step (element i at step i). A
+            `LearningRateSchedule` is called with the global step each step. Default: ``1e-3`` .
+        beta1 (float): Decay rate of the first moment, strictly between 0.0 and 1.0. Default: ``0.9`` .
+        beta2 (float): Decay rate of the second moment, strictly between 0.0 and 1.0. Default: ``0.999`` .
+        eps (float): Added to the denominator so it is never zero; greater than 0. Default: ``1e-8`` .
+        use_locking (bool): With ``True``, the host update of one parameter's moments (and of the
+            parameter, when it is updated on the host) excludes every other update of the same state in
+            this process, so steps run concurrently on the same optimizer each see a whole update. With
+            ``False``, such concurrent updates may interleave. Default: ``False`` .
+        use_nesterov (bool): With ``True``, take the Nesterov form of the step described above.
+            Default: ``False`` .
+        weight_decay (Union[float, int, Cell]): The L2 penalty. A float or int (0 or more) is fixed; a
+            `Cell` is called with the global step each step and returns the decay to use.
+            Default: ``0.0`` .
+        loss_scale (float): The gradients are divided by this value before the update; greater than 0.
+            Leave it at 1.0 unless training with `mindspore.amp.FixedLossScaleManager` and
+            ``drop_overflow_update=False``, in which case give it the manager's `loss_scale`. An int
+            is accepted too. Default: ``1.0`` .
 
     Inputs:
-        - **gradients** (tuple[Tensor]) - The gradients of `params`, the shape is the same as `params`.
+        - **gradients** (tuple[Tensor]) - One float32 gradient per parameter, in the optimizer's
+          parameter order, each of its parameter's shape.
 
     Outputs:
-        Tensor[bool], the value is ``True`` . (As `nn.AdamOffload` in MindSpore 2.10 does, a direct call returns
-        one ``True`` per parameter, as a tuple.)
+        tuple[Tensor], one boolean ``True`` per parameter, in the optimizer's parameter order (what
+        `nn.AdamOffload` returns in MindSpore 2.10, whose docstring says Tensor[bool]).
 
     Raises:
-        TypeError: If `learning_rate` is not one of int, float, Tensor, Iterable, LearningRateSchedule.
-        TypeError: If element of `parameters` is neither Parameter nor dict.
-        TypeError: If `beta1`, `beta2`, `eps` or `loss_scale` is not a float.
-        TypeError: If `weight_decay` is neither float nor int.
+        TypeError: If an element of `params` is neither a `Parameter` nor a dict, or a group's "params"
+            holds something that is not a `Parameter`.
+        TypeError: If `learning_rate` is none of int, float, Tensor, Iterable or LearningRateSchedule
+            (a str is an Iterable: see ValueError).
+        TypeError: If `weight_decay`, or a group's, is none of int, float or Cell.
+        TypeError: If `beta1`, `beta2` or `eps` is not a Python float (an int or bool is refused).
+        TypeError: If `loss_scale` is neither a float nor an int.
         TypeError: If `use_locking` or `use_nesterov` is not a bool.
-        TypeError: If a parameter is not float32.
+        TypeError: If a parameter is not float32, or, when the step is compiled, a gradient is not
+            float32 (nothing has been updated then).
         TypeError: If `MS_CUSTOM_AOT_WHITE_LIST` is set to a folder that does not hold the kernel library.
-        ValueError: If `loss_scale` or `eps` is less than or equal to 0.
-        ValueError: If `beta1`, `beta2` is not in range (0.0, 1.0).
-        ValueError: If `weight_decay` is less than 0.
+        ValueError: If `params` is empty, holds the same parameter twice, or its "order_params" do not
+            match the grouped parameters.
+        ValueError: If `learning_rate`, or a group's "lr", is negative, infinite or NaN, is a Tensor of
+            more than one dimension, or is a str (its characters are read as learning rates).
+        ValueError: If `weight_decay`, or a group's, is negative or infinite.
+        ValueError: If `loss_scale` is 0, negative or infinite.
+        ValueError: If `beta1` or `beta2` is not strictly between 0.0 and 1.0 (NaN included).
+        ValueError: If `eps` is 0, negative or NaN.
+        ValueError: If, when the step is compiled, a gradient's shape differs from its parameter's.
+        KeyError: If a group dict has no "params".
+        RuntimeError: If a parameter is in two groups.
 
     Supported Platforms:
-        ``Ascend`` ``GPU`` ``CPU``
+        ``CPU``: run and tested, in `GRAPH_MODE` and `PYNATIVE_MODE`.
+        ``Ascend`` ``GPU``: the moments' op is pinned to the CPU and the update is added on the device,
+        the placement MindSpore documents for `nn.AdamOffload`; not run on these backends.
 
     Examples:
+        >>> import numpy as np
         >>> import mindspore as ms
         >>> from mindspore import nn
         >>> from mindspore_offload import AdamOffload
         >>>
-        >>> # Define the network structure of LeNet5. Refer to
-        >>> # https://atomgit.com/mindspore/docs/blob/master/docs/mindspore/code/lenet.py
-        >>> net = LeNet5()
-        >>> #1) All parameters use the same learning rate and weight decay
-        >>> optim = AdamOffload(params=net.trainable_params())
+        >>> class SmallNet(nn.Cell):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.conv = nn.Conv2d(1, 4, 3, pad_mode="valid")
+        ...         self.flatten = nn.Flatten()
+        ...         self.fc = nn.Dense(4 * 6 * 6, 10)
+        ...
+        ...     def construct(self, x):
+        ...         return self.fc(self.flatten(self.conv(x)))
         >>>
-        >>> #2) Use parameter groups and set different values
-        >>> conv_params = list(filter(lambda x: 'conv' in x.name, net.trainable_params()))
-        >>> no_conv_params = list(filter(lambda x: 'conv' not in x.name, net.trainable_params()))
-        >>> group_params = [{'params': conv_params, 'weight_decay': 0.01},
-        ...                 {'params': no_conv_params, 'lr': 0.01},
-        ...                 {'order_params': net.trainable_params()}]
-        >>> optim = AdamOffload(group_params, learning_rate=0.1, weight_decay=0.0)
-        >>> # The conv_params's parameters will use default learning rate of 0.1 and weight decay of 0.01.
-        >>> # The no_conv_params's parameters will use learning rate of 0.01 and default weight decay of 0.0.
-        >>> # The final parameters order in which the optimizer will be followed is the value of 'order_params'.
+        >>> net = SmallNet()
+        >>> # The same learning rate and weight decay for every parameter:
+        >>> optim = AdamOffload(net.trainable_params(), learning_rate=1e-3)
         >>>
-        >>> loss = nn.SoftmaxCrossEntropyWithLogits()
-        >>> model = ms.Model(net, loss_fn=loss, optimizer=optim)
+        >>> # Or groups: the convolution decays its weights, the rest learns at 0.01; order_params keeps
+        >>> # the network's order. Unset values fall back to learning_rate and weight_decay.
+        >>> conv_params = [p for p in net.trainable_params() if "conv" in p.name]
+        >>> other_params = [p for p in net.trainable_params() if "conv" not in p.name]
+        >>> groups = [{"params": conv_params, "weight_decay": 0.01},
+        ...           {"params": other_params, "lr": 0.01},
+        ...           {"order_params": net.trainable_params()}]
+        >>> optim = AdamOffload(groups, learning_rate=0.1, weight_decay=0.0)
+        >>>
+        >>> # Train one step, as ms.Model(net, loss_fn=loss, optimizer=optim) would.
+        >>> loss = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+        >>> train = nn.TrainOneStepCell(nn.WithLossCell(net, loss), optim)
+        >>> images = ms.Tensor(np.random.default_rng(0).standard_normal((2, 1, 8, 8)), ms.float32)
+        >>> labels = ms.Tensor(np.array([3, 7]), ms.int32)
+        >>> _ = train(images, labels)
+        >>> int(optim.global_step.asnumpy()[0])
+        1
     """
 
     def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, use_locking=False,
@@ -212,63 +297,79 @@ class AdamOffload(Optimizer):
         check.check_positive("eps", eps, name)
         check.check_type("use_locking", use_locking, [bool], name)
         check.check_type("use_nesterov", use_nesterov, [bool], name)
-        check.check_float32_parameters(self._parameters, name)
-        library = kernel.library_path()
-        check.check_white_list(library, name)
+        check.check_parameter_dtypes(self._parameters, name)
+        check.check_white_list(kernel.library_path(), name)
 
         self.use_locking = use_locking
         self.use_nesterov = use_nesterov
-        self.params = self.parameters
         self.beta1 = Tensor(beta1, mstype.float32)
         self.beta2 = Tensor(beta2, mstype.float32)
+        self.eps = Tensor(eps, mstype.float32)
+        # State, under nn.AdamOffload's names so checkpoints move between the two.
         self.beta1_power = Parameter(initializer(1, [1], mstype.float32), name="beta1_power")
         self.beta2_power = Parameter(initializer(1, [1], mstype.float32), name="beta2_power")
-        self.eps = Tensor(eps, mstype.float32)
         self.moment1 = self._parameters.clone(prefix="moment1", init="zeros")
         self.moment2 = self._parameters.clone(prefix="moment2", init="zeros")
-        self.apply_on_host = _parameters_on_host()
-        self._step = _adam_apply if self.apply_on_host else _adam_offload
-        self.opt = ops.Custom(f"{library}:{_entry_point(self.apply_on_host, use_nesterov, use_locking)}",
-                              out_shape=lambda *shapes: _infer_shape(shapes, name, self.apply_on_host),
-                              out_dtype=lambda *dtypes: _infer_dtype(dtypes, name, self.apply_on_host),
-                              func_type="aot")
-        # The moments live where this op runs: on the host, whatever the network's device.
-        self.opt.set_device("CPU")
-        # It writes moment1 and moment2 (and with apply_on_host the parameter) in place, as AdamNoUpdateParam
-        # does: tell the graph, so later reads and saves are ordered after it and it is never merged or dropped.
-        self.opt.add_prim_attr("side_effect_mem", True)
+
+        self.apply_on_host = _parameters_in_host_memory()
+        self.has_master = any(_mixed.is_sixteen_bit(param) for param in self._parameters)
+        if self.has_master:  # float32 moments and masters for 16-bit parameters (docs/design.md)
+            _mixed.attach(self, kernel.library_path(), use_nesterov, use_locking)
+        self.step_kinds = tuple(self._choose_step(param) for param in self._parameters)
+        ops_by_kind = {kind: _host_adam_op(STEP_KINDS[kind], use_nesterov, use_locking, name)
+                       for kind in dict.fromkeys(self.step_kinds)}
+        # Parallel to the parameters: parameter i is updated by graph_steps[i] through host_adam[i].
+        self.graph_steps = tuple(STEP_KINDS[kind].graph_step for kind in self.step_kinds)
+        self.host_adam = tuple(ops_by_kind[kind] for kind in self.step_kinds)
+
+    def _choose_step(self, param):
+        """The key in STEP_KINDS for ``param``: every parameter is float32 and unsharded here, so where
+        the parameters are stored decides."""
+        if _mixed.is_sixteen_bit(param):
+            return "master"
+        return "host" if self.apply_on_host else "delta"
+
+    def _advance_state(self):
+        """Counts the step and moves beta1**t and beta2**t on by one; returns the new powers."""
+        self.assignadd(self.global_step, self.global_step_increase_tensor)
+        beta1_power = F.assign(self.beta1_power, self.beta1_power * self.beta1)
+        beta2_power = F.assign(self.beta2_power, self.beta2_power * self.beta2)
+        return beta1_power, beta2_power
 
     @jit(backend="ms_backend")
     def construct(self, gradients):
-        params = self._parameters
-        moment1 = self.moment1
-        moment2 = self.moment2
         gradients = self.decay_weight(gradients)
-        gradients = self.scale_grad(gradients)
+        gradients = _mixed.scale_grad(self, gradients) if self.has_master else self.scale_grad(gradients)
         lr = self.get_lr()
-        self.assignadd(self.global_step, self.global_step_increase_tensor)
-
-        beta1_power = self.beta1_power * self.beta1
-        self.beta1_power = beta1_power
-        beta2_power = self.beta2_power * self.beta2
-        self.beta2_power = beta2_power
+        beta1_power, beta2_power = self._advance_state()
+        # map_reverse issues the parameters last to first, the order nn.AdamOffload uses.
         if self.is_group_lr:
-            success = self.map_reverse(F.partial(self._step, self.opt, beta1_power, beta2_power,
-                                                 self.beta1, self.beta2, self.eps),
-                                       lr, gradients, params, moment1, moment2)
+            step = F.partial(_take_step, beta1_power, beta2_power, self.beta1, self.beta2, self.eps)
+            success = self.map_reverse(step, lr, self.graph_steps, self.host_adam, gradients, self._parameters,
+                                       self.moment1, self.moment2)
         else:
-            success = self.map_reverse(F.partial(self._step, self.opt, beta1_power, beta2_power,
-                                                 self.beta1, self.beta2, self.eps, lr),
-                                       gradients, params, moment1, moment2)
+            step = F.partial(_take_step, beta1_power, beta2_power, self.beta1, self.beta2, self.eps, lr)
+            success = self.map_reverse(step, self.graph_steps, self.host_adam, gradients, self._parameters,
+                                       self.moment1, self.moment2)
+        if self.has_master:
+            success = F.depend(success, _mixed.step(self, gradients, lr, beta1_power, beta2_power))
         return success
 
+    def memory_report(self):
+        """Bytes of this optimizer's parameters on the device and on the host, and the bytes that cross
+        between them each step, by parameter dtype and in total (docs/design.md#mixed-precision). The CPU
+        backend cannot show device memory, so this is the accounting of the layout, per element:
 
-def _infer_shape(shapes, cls_name, apply):
-    """The delta has the gradient's shape; the apply op returns one float."""
-    check.check_gradient_shapes(shapes[1:] if apply else shapes, cls_name)
-    return [1] if apply else shapes[-1]
+        ========  ======  ====  ==============  =========================================
+        dtype     device  host  across a step   what
+        ========  ======  ====  ==============  =========================================
+        float32   12      8     8               param, grad, delta | m, v
+        float16   6       12    4               param, grad, new param | master, m, v
+        bfloat16  6       12    4               as float16
+        ========  ======  ====  ==============  =========================================
 
-
-def _infer_dtype(dtypes, cls_name, apply):
-    check.check_gradient_dtypes(dtypes[1:] if apply else dtypes, cls_name)
-    return dtypes[-1]
+        Returns:
+            dict, ``{"by_dtype": {dtype: {"elements", "device_bytes", "host_bytes",
+            "bytes_across_per_step", "per_element"}}, "total": {...}}``.
+        """
+        return _mixed.memory_report(self._parameters)
