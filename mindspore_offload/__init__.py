@@ -9,7 +9,7 @@ import importlib
 
 from mindspore_offload._version import __version__
 
-__all__ = ["AdamOffload", "load_param_into_net_checked", "kernel", "__version__"]
+__all__ = ["AdamOffload", "load_param_into_net_checked", "load_float32_checkpoint", "kernel", "__version__"]
 
 
 def __getattr__(name):
@@ -17,10 +17,10 @@ def __getattr__(name):
         from mindspore_offload.optimizer import AdamOffload
 
         return AdamOffload
-    if name == "load_param_into_net_checked":
-        from mindspore_offload.checkpoint import load_param_into_net_checked
+    if name in ("load_param_into_net_checked", "load_float32_checkpoint"):
+        from mindspore_offload import checkpoint
 
-        return load_param_into_net_checked
+        return getattr(checkpoint, name)
     if name == "kernel":
         return importlib.import_module("mindspore_offload.kernel")
     raise AttributeError(f"module 'mindspore_offload' has no attribute '{name}'")
