@@ -22,6 +22,7 @@ if os.environ.get("MINDSPORE_OFFLOAD_SANITIZE") == "1":
 ext = Pybind11Extension(
     "mindspore_offload._C",
     sorted(glob("csrc/*.cpp")),
+    depends=sorted(glob("csrc/*.h")),  # a changed header (adam_body.h, half.h) rebuilds its users
     include_dirs=["csrc"],
     extra_compile_args=flags,
     extra_link_args=["-pthread"] + (["-fsanitize=address,undefined"] if "-fsanitize=address,undefined" in flags else []),
