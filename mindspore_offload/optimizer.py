@@ -169,7 +169,12 @@ class AdamOffload(Optimizer):
         neither "beta" nor "gamma". A group may set its own `weight_decay`; a group that does not uses
         the optimizer's.
 
-        Every parameter must be float32.
+        Parameters may be float32, float16 or bfloat16, mixed in one optimizer. A float16 or bfloat16
+        parameter gets a float32 master copy `master.<parameter name>`, beside float32 `moment1` and
+        `moment2`, on the host; each step the host updates the master exactly as a float32 parameter
+        would be updated (weight decay with the master and the loss scale division both in float32)
+        and writes back the master rounded to nearest even, so the device holds only 16-bit tensors.
+        See `docs/design.md` (mixed precision) and `memory_report`.
 
         The state has the names `nn.AdamOffload` gives it (`moment1.<parameter name>`,
         `moment2.<parameter name>`, `beta1_power`, `beta2_power`, plus `global_step` and `learning_rate`
@@ -210,8 +215,8 @@ class AdamOffload(Optimizer):
             is accepted too. Default: ``1.0`` .
 
     Inputs:
-        - **gradients** (tuple[Tensor]) - One float32 gradient per parameter, in the optimizer's
-          parameter order, each of its parameter's shape.
+        - **gradients** (tuple[Tensor]) - One gradient per parameter, in the optimizer's parameter
+          order, each of its parameter's shape and dtype.
 
     Outputs:
         tuple[Tensor], one boolean ``True`` per parameter, in the optimizer's parameter order (what
@@ -226,8 +231,8 @@ class AdamOffload(Optimizer):
         TypeError: If `beta1`, `beta2` or `eps` is not a Python float (an int or bool is refused).
         TypeError: If `loss_scale` is neither a float nor an int.
         TypeError: If `use_locking` or `use_nesterov` is not a bool.
-        TypeError: If a parameter is not float32, or, when the step is compiled, a gradient is not
-            float32 (nothing has been updated then).
+        TypeError: If a parameter is not float32, float16 or bfloat16, or, when the step is compiled, a
+            gradient's dtype is not its parameter's (nothing has been updated then).
         TypeError: If `MS_CUSTOM_AOT_WHITE_LIST` is set to a folder that does not hold the kernel library.
         ValueError: If `params` is empty, holds the same parameter twice, or its "order_params" do not
             match the grouped parameters.
@@ -236,6 +241,7 @@ class AdamOffload(Optimizer):
         ValueError: If `weight_decay`, or a group's, is negative or infinite.
         ValueError: If `loss_scale` is 0, negative or infinite.
         ValueError: If `beta1` or `beta2` is not strictly between 0.0 and 1.0 (NaN included).
+        ValueError: If a 16-bit parameter's master name `master.<name>` is another parameter's name.
         ValueError: If `eps` is 0, negative or NaN.
         ValueError: If, when the step is compiled, a gradient's shape differs from its parameter's.
         KeyError: If a group dict has no "params".
@@ -323,8 +329,8 @@ class AdamOffload(Optimizer):
         self.host_adam = tuple(ops_by_kind[kind] for kind in self.step_kinds)
 
     def _choose_step(self, param):
-        """The key in STEP_KINDS for ``param``: every parameter is float32 and unsharded here, so where
-        the parameters are stored decides."""
+        """The key in STEP_KINDS for ``param``: 16-bit parameters go through their float32 masters
+        (_mixed.step); for float32 ones, where the parameters are stored decides."""
         if _mixed.is_sixteen_bit(param):
             return "master"
         return "host" if self.apply_on_host else "delta"
