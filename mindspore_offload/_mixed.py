@@ -140,10 +140,15 @@ def _(apply, beta1_power, beta2_power, beta1, beta2, eps, grad_scale, weight_dec
                    gradient, param, moment1, moment2, master)
 
 
-def step(opt, gradients, lr, beta1_power, beta2_power):
+def weight_decay(opt):
+    """This step's weight decay for the 16-bit parameters' host pass (a tuple with groups). Read where
+    decay_weight reads it, before global_step moves on, so a dynamic decay matches the float32 path."""
+    return opt.get_weight_decay() if opt.any_master_decay else opt.no_decay
+
+
+def step(opt, gradients, lr, weight_decay, beta1_power, beta2_power):
     """Every 16-bit parameter's step; called from AdamOffload.construct. Returns a tuple of True.
     (Spelled out per case: the graph compiler takes no star-unpacking here.)"""
-    weight_decay = opt.get_weight_decay() if opt.any_master_decay else opt.no_decay
     b1, b2, eps, scale = opt.beta1, opt.beta2, opt.eps, opt.reciprocal_scale
     if opt.is_group_lr and opt.is_group and opt.any_master_decay:
         fn = F.partial(_master_update, opt.apply_on_host, beta1_power, beta2_power, b1, b2, eps, scale)

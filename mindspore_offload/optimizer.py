@@ -345,7 +345,11 @@ class AdamOffload(Optimizer):
     @jit(backend="ms_backend")
     def construct(self, gradients):
         gradients = self.decay_weight(gradients)
-        gradients = _mixed.scale_grad(self, gradients) if self.has_master else self.scale_grad(gradients)
+        if self.has_master:  # 16-bit parameters: decayed (with this step's decay) and unscaled on the host
+            master_decay = _mixed.weight_decay(self)
+            gradients = _mixed.scale_grad(self, gradients)
+        else:
+            gradients = self.scale_grad(gradients)
         lr = self.get_lr()
         beta1_power, beta2_power = self._advance_state()
         # map_reverse issues the parameters last to first, the order nn.AdamOffload uses.
@@ -358,7 +362,7 @@ class AdamOffload(Optimizer):
             success = self.map_reverse(step, self.graph_steps, self.host_adam, gradients, self._parameters,
                                        self.moment1, self.moment2)
         if self.has_master:
-            success = F.depend(success, _mixed.step(self, gradients, lr, beta1_power, beta2_power))
+            success = F.depend(success, _mixed.step(self, gradients, lr, master_decay, beta1_power, beta2_power))
         return success
 
     def memory_report(self):

@@ -80,8 +80,16 @@ def make_optimizer(holder, case):
         rest = [p for p in params if p.name not in ("w16", "w32")]
         params = [{"params": first, "weight_decay": 0.05, "lr": 0.02}, {"params": rest, "lr": 0.005},
                   {"order_params": holder.params}]
-    return AdamOffload(params, learning_rate=0.01, use_nesterov=case["nesterov"], weight_decay=case["weight_decay"],
+    weight_decay, learning_rate = case["weight_decay"], 0.01
+    if case.get("dynamic"):  # a learning rate per step and a weight decay computed from the step
+        weight_decay, learning_rate = ShrinkingWeightDecay(), [0.01 / (1 + 0.1 * t) for t in range(STEPS)]
+    return AdamOffload(params, learning_rate=learning_rate, use_nesterov=case["nesterov"], weight_decay=weight_decay,
                        loss_scale=case["loss_scale"])
+
+
+class ShrinkingWeightDecay(nn.Cell):
+    def construct(self, global_step):
+        return 0.02 / (1.0 + ops.cast(global_step, ms.float32).reshape(()))
 
 
 def as_tensor(name, g, float32_everywhere):
@@ -94,6 +102,7 @@ CASES = {
     "nesterov+decay+scale": dict(groups=False, nesterov=True, weight_decay=0.01, loss_scale=8.0),
     "groups": dict(groups=True, nesterov=False, weight_decay=0.0, loss_scale=1.0),
     "groups+nesterov+scale": dict(groups=True, nesterov=True, weight_decay=0.0, loss_scale=4.0),
+    "dynamic lr and decay": dict(groups=False, nesterov=False, weight_decay=None, loss_scale=2.0, dynamic=True),
 }
 
 
