@@ -53,9 +53,12 @@ void adam_run(float* m, float* v, const float* grad, float* out, std::size_t n, 
   const bool stream = n >= t.stream_min && (reinterpret_cast<std::uintptr_t>(out) & 3) == 0;
   const Output output = apply ? Output::kApply : stream ? Output::kStream : Output::kStore;
   Job job{m, v, grad, out, adam_coeffs(h), kernel_for(active_isa()), h.nesterov, output, _mm_getcsr()};
+  // MindSpore's body covers whole groups of 8 from the start; the rest it rounds its own way.
+  const std::size_t body = n - n % kMindSporeVectorWidth;
   std::unique_lock<std::mutex> lock;
   if (use_locking) lock = std::unique_lock<std::mutex>(lock_for(m));
-  parallel_for(n, t.grain, run_chunk, &job);
+  parallel_for(body, t.grain, run_chunk, &job);
+  adam_leftover(m + body, v + body, grad + body, out + body, n - body, job.k, h.nesterov, apply);
 }
 
 }  // namespace mso

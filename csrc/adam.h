@@ -62,6 +62,12 @@ void adam_step(float* m, float* v, const float* grad, float* out, std::size_t n,
 
 AdamCoeffs adam_coeffs(const AdamHyper& h);
 
+// MindSpore's scalar rounding for the last (n mod 8) elements of a whole tensor (adam_leftover.cpp);
+// adam_run calls it at every level, so the levels still agree with each other bit for bit.
+constexpr std::size_t kMindSporeVectorWidth = 8;
+void adam_leftover(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& k,
+                   bool nesterov, bool apply);
+
 // The whole step: coefficients, level, threads, optional lock on this state. Writes the delta to
 // `out`, or with apply=true adds it to `out` (the parameter).
 // The caller has checked the sizes, the aliasing and that beta1_power != 1.

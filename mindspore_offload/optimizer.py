@@ -22,6 +22,7 @@ from mindspore.ops import composite as C
 from mindspore.ops import functional as F
 
 from mindspore_offload import _mixed
+from mindspore_offload import _sharding
 from mindspore_offload import _validation as check
 from mindspore_offload import kernel
 
@@ -79,6 +80,8 @@ STEP_KINDS = {
     "delta": StepKind(_delta_on_device, "AdamOffloadStep", takes_param=False),
     "host": StepKind(_applied_on_host, "AdamOffloadApply", takes_param=True),
     "master": StepKind(_master_elsewhere, "AdamOffloadStep", takes_param=False),  # its op is never called
+    # shard_state=True: this rank's slice of the moments, the whole delta gathered (_sharding.py).
+    "sliced": StepKind(_sharding.step, "AdamOffloadStep", takes_param=False),
 }
 
 _take_step = C.MultitypeFuncGraph("mindspore_offload_take_step")
@@ -213,6 +216,12 @@ class AdamOffload(Optimizer):
             Leave it at 1.0 unless training with `mindspore.amp.FixedLossScaleManager` and
             ``drop_overflow_update=False``, in which case give it the manager's `loss_scale`. An int
             is accepted too. Default: ``1.0`` .
+        shard_state (bool): Not in `nn.AdamOffload`. With ``True`` in `DATA_PARALLEL` over N > 1 ranks, each
+            rank keeps only a flat ``ceil(size/N)`` slice of each parameter's moments (parameters under
+            MINDSPORE_OFFLOAD_SHARD_MIN_SIZE elements, default 65536, keep whole ones), and the ranks gather
+            the update; the parameters come out bit-identical to ``False``. Stand-alone or on one rank it
+            does nothing. Each rank saves its own slices: merge them with
+            ``python -m mindspore_offload.checkpoint merge`` (docs/usage.md). Default: ``False`` .
 
     Inputs:
         - **gradients** (tuple[Tensor]) - One gradient per parameter, in the optimizer's parameter
@@ -230,7 +239,7 @@ class AdamOffload(Optimizer):
         TypeError: If `weight_decay`, or a group's, is none of int, float or Cell.
         TypeError: If `beta1`, `beta2` or `eps` is not a Python float (an int or bool is refused).
         TypeError: If `loss_scale` is neither a float nor an int.
-        TypeError: If `use_locking` or `use_nesterov` is not a bool.
+        TypeError: If `use_locking`, `use_nesterov` or `shard_state` is not a bool.
         TypeError: If a parameter is not float32, float16 or bfloat16, or, when the step is compiled, a
             gradient's dtype is not its parameter's (nothing has been updated then).
         TypeError: If `MS_CUSTOM_AOT_WHITE_LIST` is set to a folder that does not hold the kernel library.
@@ -241,8 +250,11 @@ class AdamOffload(Optimizer):
         ValueError: If `weight_decay`, or a group's, is negative or infinite.
         ValueError: If `loss_scale` is 0, negative or infinite.
         ValueError: If `beta1` or `beta2` is not strictly between 0.0 and 1.0 (NaN included).
-        ValueError: If a 16-bit parameter's master name `master.<name>` is another parameter's name.
+        ValueError: If a 16-bit parameter's master name `master.<name>` is another parameter's name, or
+            `shard_state` shards the moments (DATA_PARALLEL over N > 1 ranks) of an optimizer with 16-bit
+            parameters (not supported yet).
         ValueError: If `eps` is 0, negative or NaN.
+        ValueError: If `shard_state` is ``True`` in a parallel mode other than `DATA_PARALLEL` or stand-alone.
         ValueError: If, when the step is compiled, a gradient's shape differs from its parameter's.
         KeyError: If a group dict has no "params".
         RuntimeError: If a parameter is in two groups.
@@ -292,7 +304,7 @@ class AdamOffload(Optimizer):
     """
 
     def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, use_locking=False,
-                 use_nesterov=False, weight_decay=0.0, loss_scale=1.0):
+                 use_nesterov=False, weight_decay=0.0, loss_scale=1.0, shard_state=False):
         super().__init__(learning_rate, params, weight_decay, loss_scale)
         name = self.cls_name
         check.check_type("beta1", beta1, [float], name)
@@ -303,6 +315,7 @@ class AdamOffload(Optimizer):
         check.check_positive("eps", eps, name)
         check.check_type("use_locking", use_locking, [bool], name)
         check.check_type("use_nesterov", use_nesterov, [bool], name)
+        check.check_type("shard_state", shard_state, [bool], name)
         check.check_parameter_dtypes(self._parameters, name)
         check.check_white_list(kernel.library_path(), name)
 
@@ -314,12 +327,17 @@ class AdamOffload(Optimizer):
         # State, under nn.AdamOffload's names so checkpoints move between the two.
         self.beta1_power = Parameter(initializer(1, [1], mstype.float32), name="beta1_power")
         self.beta2_power = Parameter(initializer(1, [1], mstype.float32), name="beta2_power")
-        self.moment1 = self._parameters.clone(prefix="moment1", init="zeros")
-        self.moment2 = self._parameters.clone(prefix="moment2", init="zeros")
+        # shard: a _sharding.Layout when this rank keeps only slices of the large moments, else None.
+        self.shard = _sharding.layout(shard_state, name)
+        self.moment1, self.moment2 = _sharding.moments(self._parameters, self.shard)
 
         self.apply_on_host = _parameters_in_host_memory()
         self.has_master = any(_mixed.is_sixteen_bit(param) for param in self._parameters)
         if self.has_master:  # float32 moments and masters for 16-bit parameters (docs/design.md)
+            if self.shard is not None:
+                raise ValueError(f"For '{name}', 'shard_state=True' does not support float16 or bfloat16 "
+                                 "parameters yet (their masters and moments are kept whole); pass "
+                                 "shard_state=False.")
             _mixed.attach(self, kernel.library_path(), use_nesterov, use_locking)
         self.step_kinds = tuple(self._choose_step(param) for param in self._parameters)
         ops_by_kind = {kind: _host_adam_op(STEP_KINDS[kind], use_nesterov, use_locking, name)
@@ -329,10 +347,13 @@ class AdamOffload(Optimizer):
         self.host_adam = tuple(ops_by_kind[kind] for kind in self.step_kinds)
 
     def _choose_step(self, param):
-        """The key in STEP_KINDS for ``param``: 16-bit parameters go through their float32 masters
-        (_mixed.step); for float32 ones, where the parameters are stored decides."""
+        """The key in STEP_KINDS for ``param``: "master" for a 16-bit parameter (through its float32 master,
+        _mixed.step); "sliced" when this rank holds a slice of its moments; otherwise where the
+        parameters are stored decides."""
         if _mixed.is_sixteen_bit(param):
             return "master"
+        if self.shard is not None and self.shard.sliced(param.size):
+            return "sliced"
         return "host" if self.apply_on_host else "delta"
 
     def _advance_state(self):

@@ -126,8 +126,9 @@ def test_resuming_equals_an_uninterrupted_run(first, tmp_path):
     if first == "ours":
         assert_same_bits(resumed, expected)
     else:
-        # nn.AdamOffload's first 10 steps may differ from ours in the last bit (MindSpore's scalar tail
-        # rounds differently); the step counter and beta powers are computed the same way.
+        # nn.AdamOffload's first 10 steps may differ from ours in the last bit (at the edges of the
+        # thread tasks MindSpore tries from step 6 on, docs/design.md); the step counter and beta
+        # powers are computed the same way.
         for name in ("global_step", "beta1_power", "beta2_power", "learning_rate"):
             assert resumed[name].tobytes() == expected[name].tobytes(), name
         assert resumed.keys() == expected.keys()

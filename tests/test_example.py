@@ -173,6 +173,8 @@ def test_checkpoint_save_and_resume(tmp_path):
     lenet5.main(["--resume", str(first), "--epochs", "1", "--save-checkpoint", str(continued)])
     after = _checkpoint(continued)
     assert after["global_step"] == 2 * steps
+    # Saved through mindspore_offload.save_checkpoint: no temporary is left beside the files.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["continued.ckpt", "first.ckpt", "reloaded.ckpt"]
     np.testing.assert_allclose(after["beta1_power"], 0.9 ** (2 * steps), rtol=1e-5)
 
 

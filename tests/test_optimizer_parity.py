@@ -2,9 +2,10 @@
 
 Parity: the same LeNet5 (with BatchNorm) trained for 20 steps from the same weights on the same
 batches, once with each optimizer; every parameter of the train cell (network, moments, powers,
-step) must agree to 1e-5 relative. MindSpore's kernel rounds its leftover elements (count % 8, and
-at its thread boundaries) a little differently from ours, so the runs differ by float32 roundings,
-not bits; nets.LeNet5BN is built so that training does not amplify those past 1e-6.
+step) must agree to 1e-5 relative. From step 6 MindSpore tries splitting each tensor over its
+threads, and rounds the leftover elements at those task edges a little differently from ours, so
+the runs differ by float32 roundings, not bits (tests/test_leftover_optimizer.py has the bit-for-bit
+cases); nets.LeNet5BN is built so that training does not amplify those past 1e-6.
 """
 import functools
 import json

@@ -1,0 +1,233 @@
+"""Optimizer-state sharding for data-parallel training (``AdamOffload(..., shard_state=True)``).
+
+With N data-parallel ranks every rank would otherwise hold the whole of every parameter's moments. Here
+each rank keeps one flat slice of ``ceil(size / N)`` elements of ``moment1`` and ``moment2`` (rank r owns
+elements ``[r*k, (r+1)*k)`` of the flattened parameter, the last slice zero-padded past the end), runs the
+host kernel on the same slice of the already all-reduced gradient, and ``ops.AllGather`` collects the N
+delta slices, which every rank trims, reshapes and adds to its own copy of the parameter. The kernel is
+element-wise, so each element gets the bits it would get unsharded.
+
+Only MindSpore's world group and its own collectives are used; every rank builds the same graph (only
+the slice offset, a constant, differs), so the collectives always match.
+"""
+import math
+import os
+from typing import NamedTuple
+
+import mindspore as ms
+from mindspore import Parameter, ParameterTuple, ops
+from mindspore.common import dtype as mstype
+from mindspore.common.initializer import initializer
+from mindspore.ops import composite as C
+from mindspore.ops import functional as F
+
+# Parameters with fewer elements keep whole, replicated moments. benchmarks/bench_shard.py (2 ranks, CPU
+# backend, 2 shared vCPUs; docs/performance.md) found each AllGather to cost about the same few ms from 256
+# to 16384 elements and to grow with size only from there: below 2^16 a gather buys at most 256 KiB a rank
+# for a fixed latency. MINDSPORE_OFFLOAD_SHARD_MIN_SIZE overrides it.
+SHARD_MIN_SIZE = 65536
+
+_ENV_MIN_SIZE = "MINDSPORE_OFFLOAD_SHARD_MIN_SIZE"
+
+
+def min_size(cls_name):
+    """The smallest parameter (in elements) whose moments are sliced."""
+    text = os.environ.get(_ENV_MIN_SIZE, "").strip()
+    if not text:
+        return SHARD_MIN_SIZE
+    if not text.isdigit():
+        raise ValueError(f"For '{cls_name}', {_ENV_MIN_SIZE} must be a whole number >= 0, but got '{text}'. "
+                         f"Unset it to use the default of {SHARD_MIN_SIZE} elements.")
+    return int(text)
+
+
+# This process's place in the world group and its gather, set by layout(). The step reads them as
+# compile-time constants: every step kind takes the same arguments, and MindSpore 2.10 does not compile the
+# step when they arrive as attributes of a Cell passed in instead ("pointer[out] is null" in its inliner).
+# A process belongs to one world group only.
+_RANK = 0
+_RANKS = 1
+_GATHER = None
+
+
+class Layout(NamedTuple):
+    """Where this rank stands: its rank, the number of ranks, and the smallest parameter to slice."""
+
+    rank: int
+    ranks: int
+    min_size: int
+
+    def sliced(self, size):
+        """Whether a parameter of ``size`` elements gets a slice of the moments (else whole ones)."""
+        return is_sharded(size, self.ranks, self.min_size)
+
+
+def layout(shard_state, cls_name):
+    """The Layout when sharding applies, None when it is off or a no-op.
+
+    It applies in DATA_PARALLEL with more than one rank. Stand-alone or a single rank: a no-op, so one
+    script runs both with and without msrun. The other parallel modes (semi-auto, auto, hybrid) split or
+    place the parameters themselves, and a flat slice of a gradient there would not be the whole
+    gradient's: they are refused.
+    """
+    global _RANK, _RANKS, _GATHER
+    if not shard_state:
+        return None
+    mode = ms.get_auto_parallel_context("parallel_mode")
+    if mode == ms.ParallelMode.STAND_ALONE:
+        return None
+    if mode != ms.ParallelMode.DATA_PARALLEL:
+        raise ValueError(f"For '{cls_name}', 'shard_state=True' works only in the DATA_PARALLEL parallel mode "
+                         f"(or stand-alone, where it does nothing), but the parallel mode is '{mode}'. "
+                         "Set ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL) or "
+                         "pass shard_state=False.")
+    from mindspore.communication import get_group_size, get_rank
+
+    ranks = get_group_size()
+    if ranks < 2:
+        return None
+    _RANK, _RANKS = get_rank(), ranks
+    if _GATHER is None:
+        _GATHER = ops.AllGather()
+    return Layout(_RANK, _RANKS, min_size(cls_name))
+
+
+def slice_length(size, group_size):
+    return math.ceil(size / group_size)
+
+
+def is_sharded(size, group_size, threshold):
+    # A slice must be shorter than its parameter: that is how a checkpoint shows a slice from a whole moment.
+    return group_size > 1 and size >= max(threshold, 2)
+
+
+def moments(params, shard):
+    """(moment1, moment2) for the optimizer's parameters, given its Layout (None: not sharding).
+
+    Sharded, each parameter large enough gets a zero slice of ceil(size/N) elements, the rest a whole
+    zero moment of the parameter's shape. Either way the names are Parameter.clone's (``moment1.<name>``),
+    so the checkpoint names stay nn.AdamOffload's.
+    """
+    if shard is None:
+        return params.clone(prefix="moment1", init="zeros"), params.clone(prefix="moment2", init="zeros")
+    out = []
+    for prefix in ("moment1", "moment2"):
+        state = []
+        for param in params:
+            shape = (slice_length(param.size, shard.ranks),) if shard.sliced(param.size) else param.shape
+            state.append(Parameter(initializer("zeros", shape, mstype.float32), name=f"{prefix}.{param.name}"))
+        out.append(ParameterTuple(state))
+    return tuple(out)
+
+
+step = C.MultitypeFuncGraph("mindspore_offload_sharded_step")
+
+
+@step.register("Function", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor",
+               "Tensor")
+def _sharded_step(host_adam, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param, moment1, moment2):
+    """Step kind "sliced": the whole delta, computed a slice a rank. The host op (the "delta" entry point)
+    runs on this rank's slice of the gradient and moments; the gather rebuilds the whole delta on every
+    rank, and the graph adds it to the parameter."""
+    size = gradient.size
+    k = moment1.shape[0]
+    start = _RANK * k
+    piece = gradient.reshape((-1,))
+    # Pad the whole gradient, not just the slice that runs past the end: every rank must build the same
+    # graph, or the collectives of different parameters can run in a different order on each.
+    if _RANKS * k > size:  # shapes are constants: decided at compile time
+        piece = ops.concat((piece, ops.zeros((_RANKS * k - size,), gradient.dtype)))
+    piece = host_adam(moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, piece[start:start + k])
+    delta = _GATHER(piece)[:size].reshape(gradient.shape)
+    return F.depend(True, F.assign_add(param, delta))
+
+
+# Checkpoints. A sharded rank saves its own slices under the usual names; merge() turns the N per-rank
+# files into one whole checkpoint (the format of an unsharded run and of nn.AdamOffload), and
+# checkpoint.load_param_into_net_checked cuts a whole checkpoint's moments to this rank's slices
+# (sliced_moments, slice_of) while loading it.
+
+_MOMENT_PREFIXES = ("moment1.", "moment2.")
+
+
+def _base_name(name):
+    for prefix in _MOMENT_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return None
+
+
+def merge(states):
+    """One whole state from every rank's state, in rank order: {name: numpy array}.
+
+    A moment whose shape differs from its parameter's is a slice: the N slices are joined, the padding
+    is dropped, and the result takes the parameter's shape. Everything else is replicated and comes from
+    rank 0. Raises ValueError when the slices cannot be the N ranks' slices of that parameter.
+    """
+    import numpy as np
+
+    ranks = len(states)
+    first = states[0]
+    out = {}
+    for name, value in first.items():
+        base = _base_name(name)
+        if base is None or base not in first or tuple(value.shape) == tuple(first[base].shape):
+            out[name] = np.asarray(value).copy()
+            continue
+        shape = tuple(first[base].shape)
+        size = int(np.prod(shape, dtype=np.int64))
+        pieces = []
+        for rank, state in enumerate(states):
+            piece = np.asarray(state.get(name)) if name in state else None
+            if piece is None or piece.ndim != 1 or piece.size != slice_length(size, ranks):
+                got = "missing" if piece is None else f"of shape {piece.shape}"
+                raise ValueError(f"'{name}' in rank {rank}'s checkpoint is {got}, but a slice of the parameter "
+                                 f"'{base}' {shape} over {ranks} ranks has {slice_length(size, ranks)} elements. "
+                                 f"Pass every rank's checkpoint of one save, in rank order (here {ranks} were "
+                                 "passed).")
+            pieces.append(piece)
+        out[name] = np.concatenate(pieces)[:size].reshape(shape)
+    return out
+
+
+def slice_of(whole, rank, ranks):
+    """This rank's zero-padded flat slice of a whole moment (a numpy array)."""
+    import numpy as np
+
+    flat = np.asarray(whole, dtype=np.float32).reshape(-1)
+    k = slice_length(flat.size, ranks)
+    out = np.zeros(k, dtype=np.float32)
+    piece = flat[rank * k:(rank + 1) * k]
+    out[:piece.size] = piece
+    return out
+
+
+def sliced_moments(net):
+    """{moment name: (whole shape, rank, ranks)} for every sliced moment of a sharded AdamOffload in net."""
+    from mindspore_offload.optimizer import AdamOffload
+
+    layout = {}
+    for _, cell in net.cells_and_names():
+        if not isinstance(cell, AdamOffload) or cell.shard is None:
+            continue
+        for param, moment1, moment2 in zip(cell._parameters, cell.moment1, cell.moment2):
+            if cell.shard.sliced(param.size):
+                for moment in (moment1, moment2):
+                    layout[moment.name] = (tuple(param.shape), cell.shard.rank, cell.shard.ranks)
+    return layout
+
+
+def looks_sliced(name, saved, parameter_dict):
+    """True when a checkpoint entry is one rank's slice of a moment (1-D and shorter than its parameter)."""
+    base = _base_name(name)
+    if base is None or base not in parameter_dict:
+        return False
+    whole = parameter_dict[base]
+    return len(saved.shape) == 1 and tuple(saved.shape) != tuple(whole.shape) and \
+        int(saved.shape[0]) < int(whole.size)
+
+
+MERGE_HINT = ("It holds one rank's slices of the moments (saved with shard_state=True): merge every rank's file "
+              "into one with `python -m mindspore_offload.checkpoint merge MERGED.ckpt RANK0.ckpt RANK1.ckpt "
+              "...` (rank order) and load MERGED.ckpt; load_param_into_net_checked cuts it to any number of "
+              "sharded ranks.")
