@@ -5,6 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 DEPS := $(VENV)/.deps-installed
 BUILT := $(VENV)/.package-built
+LAB := $(VENV)/.lab-built
 SOURCES := $(wildcard csrc/*.cpp csrc/*.h) setup.py pyproject.toml
 PYTEST_ARGS ?=
 
@@ -23,14 +24,24 @@ $(BUILT): $(DEPS) $(SOURCES)
 
 build: $(BUILT)
 
-test: $(BUILT)
+# The lab build, mindspore_offload._bench (same kernel plus bandwidth probe and settable thresholds),
+# next to _C in the source tree; benchmarks and the tests that force a path need it, users never do.
+$(LAB): $(BUILT) $(SOURCES) $(wildcard csrc/lab/*.cpp csrc/lab/*.h)
+	MINDSPORE_OFFLOAD_BENCH=1 $(PY) setup.py -q build_ext --inplace
+	touch $@
+
+test: $(BUILT) $(LAB)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 example: $(BUILT)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) examples/lenet5.py
 
-bench: $(BUILT)
-	$(PY) benchmarks/bench_kernel.py
+# The peers (DeepSpeed, torch) are optional and not in requirements-dev.txt: point BENCH_PY at a Python
+# that has them (docs/performance.md#how-to-rerun); bench_train.py needs MindSpore, so it uses $(PY).
+BENCH_PY ?= $(PY)
+bench: $(BUILT) $(LAB)
+	PYTHONPATH=$(CURDIR) $(BENCH_PY) benchmarks/bench_kernel.py
+	PYTHONPATH=$(CURDIR) $(BENCH_PY) benchmarks/bench_ranks.py
 	$(PY) benchmarks/bench_train.py
 
 # The kernel tests under AddressSanitizer and UndefinedBehaviorSanitizer (docs/usage.md#sanitizers),
@@ -39,14 +50,15 @@ SANITIZE_ENV = ASAN_OPTIONS=detect_leaks=0 PYTHONPATH=. \
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)"
 
 sanitize: $(DEPS)
-	rm -rf build/sanitize && MINDSPORE_OFFLOAD_SANITIZE=1 $(PY) setup.py -q build_ext --build-temp build/sanitize \
+	rm -rf build/sanitize && MINDSPORE_OFFLOAD_SANITIZE=1 MINDSPORE_OFFLOAD_BENCH=1 $(PY) setup.py -q build_ext --build-temp build/sanitize \
 		--build-lib build/sanitize/lib
 	cp mindspore_offload/*.py build/sanitize/lib/mindspore_offload/
 	cd build/sanitize/lib && $(SANITIZE_ENV) $(abspath $(PY)) -c \
-		"import mindspore_offload._C as c; assert '/build/sanitize/' in c.__file__, c.__file__"
+		"import mindspore_offload._C as c, mindspore_offload._bench as b; \
+		assert '/build/sanitize/' in c.__file__ and '/build/sanitize/' in b.__file__, c.__file__"
 	cd build/sanitize/lib && $(SANITIZE_ENV) $(abspath $(PY)) -m pytest -p no:cacheprovider -q \
-		$(CURDIR)/tests/test_kernel.py $(CURDIR)/tests/test_kernel_errors.py $(CURDIR)/tests/test_custom_op_entry.py \
+		$(CURDIR)/tests/test_kernel.py $(CURDIR)/tests/test_lab.py $(CURDIR)/tests/test_kernel_errors.py $(CURDIR)/tests/test_custom_op_entry.py \
 		$(CURDIR)/tests/test_mixed_kernel.py $(CURDIR)/tests/test_mixed_entry.py
 
 clean:
-	rm -rf build *.egg-info mindspore_offload/*.so $(BUILT)
+	rm -rf build *.egg-info mindspore_offload/*.so $(BUILT) $(LAB)

@@ -1,5 +1,9 @@
 """Builds the one private extension, mindspore_offload._C, from csrc/*.cpp.
 
+MINDSPORE_OFFLOAD_BENCH=1 also builds mindspore_offload._bench (`make bench` and `make test` ask for it):
+the same kernel sources and flags plus the lab equipment in csrc/lab/ (bandwidth probe, settable size
+thresholds). It is never part of what users install.
+
 Base flags stay at the x86-64 baseline; each instruction-set kernel raises its own target inside its
 file (#pragma GCC target), and the level is chosen at run time. MINDSPORE_OFFLOAD_NATIVE=1 tunes a
 local build for this CPU only (# opt-in: such a build is not portable and must never be shipped).
@@ -29,4 +33,16 @@ ext = Pybind11Extension(
     cxx_std=17,
 )
 
-setup(ext_modules=[ext], cmdclass={"build_ext": build_ext})
+ext_modules = [ext]
+if os.environ.get("MINDSPORE_OFFLOAD_BENCH") == "1":
+    ext_modules.append(Pybind11Extension(
+        "mindspore_offload._bench",
+        sorted(glob("csrc/*.cpp")) + sorted(glob("csrc/lab/*.cpp")),
+        include_dirs=["csrc"],
+        define_macros=[("MSO_LAB", "1")],
+        extra_compile_args=ext.extra_compile_args,
+        extra_link_args=ext.extra_link_args,
+        cxx_std=17,
+    ))
+
+setup(ext_modules=ext_modules, cmdclass={"build_ext": build_ext})

@@ -3,11 +3,12 @@
 Both move 28 bytes an element: the mixed pass reads the 16-bit gradient, master, m, v (2+4+4+4) and
 writes master, m, v and the 16-bit parameter (4+4+4+2); adam_apply reads g, param, m, v and writes
 param, m, v (4*4 + 3*4). Timed interleaved within every repetition (shared machines are noisy; every
-row sees the same noise), medians reported. "limit" is the bandwidth probe of bench_kernel.py (24 bytes
-an element: read g, m, v; write m, v, delta), scaled to 28 bytes (limit * 24 / 28): there is no probe
-of exactly the mixed pattern, so "of limit" is a guide, as for adam_apply in bench_kernel.py.
+row sees the same noise), medians reported. "limit" is the lab's bandwidth probe with apply's pattern
+(mindspore_offload._bench, built with MINDSPORE_OFFLOAD_BENCH=1: 28 bytes an element in four float32
+streams); the mixed pass moves the same bytes in five streams, two of them 16-bit, so "of limit" is a
+guide. Without _bench the limit column is left out.
 
-Needs only the compiled module (no MindSpore):
+Needs only the compiled modules (no MindSpore):
 
     python benchmarks/bench_mixed.py                       # 2^20, 2^24, 2^26 on 1 and 2 threads
     python benchmarks/bench_mixed.py --sizes 20,24 --threads 1,2,4,8,16 --repeat 5
@@ -19,6 +20,11 @@ import time
 import numpy as np
 
 from mindspore_offload import _C, kernel
+
+try:
+    from mindspore_offload import _bench
+except ImportError:  # built without MINDSPORE_OFFLOAD_BENCH=1
+    _bench = None
 
 HYPER = (1e-3, 0.9, 0.999, 1e-8, 0.9 ** 10, 0.999 ** 10)
 
@@ -47,12 +53,14 @@ def runners(n):
     def master(half):
         return lambda: _C.adam_master_step(w, m, v, g16, out16, *HYPER, False, half, 0.0, False, 1.0, False)
 
-    return {
+    rows = {
         "float32 apply": lambda: _C.adam_apply(w, m, v, g32, *HYPER, False),
         "float16 master": master("float16"),
         "bfloat16 master": master("bfloat16"),
-        "probe (24 B)": lambda: _C.bandwidth_probe(m, v, g32, d, False),
     }
+    if _bench is not None:
+        rows["probe (28 B)"] = lambda: _bench.bandwidth_probe("apply", kernel.active_isa(), False, m, v, g32, d)
+    return rows
 
 
 def main(argv=None):
@@ -73,7 +81,7 @@ def main(argv=None):
                     fn()
                     times[name].append(time.perf_counter() - t0)
             rate = {name: n / statistics.median(t) for name, t in times.items()}
-            limit = rate["probe (24 B)"] * 24 / 28
+            limit = rate.get("probe (28 B)", float("nan"))
             for name in ("float32 apply", "float16 master", "bfloat16 master"):
                 print(f"2^{n.bit_length() - 1:<7} {threads:>3} {name:<16} {rate[name] / 1e6:9.1f} "
                       f"{rate[name] * 28 / 1e9:7.2f} {rate[name] / limit:8.3f} "

@@ -44,7 +44,7 @@ int main() {
   using clock = std::chrono::steady_clock;
   const std::size_t n = 4096;
   std::vector<float> m(n, 0.01f), v(n, 1e-4f), g(n, 0.02f), d(n);
-  const mso::AdamCoeffs k{0.9f, 0.999f, 0.1f, 0.001f, -1e-3f, 1e-8f};
+  const mso::AdamCoeffs k{0.9f, 0.999f, 0.1f, 0.001f, -1e-3f, 1e-8f, ~std::size_t{0}};  // in cache: no prefetch
   for (int rep = 0; rep < 5; ++rep) {
     const int iters = 2000000;
     auto t = clock::now();

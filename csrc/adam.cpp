@@ -43,7 +43,7 @@ void run_chunk(void* ctx, std::size_t begin, std::size_t len) {
 AdamCoeffs adam_coeffs(const AdamHyper& h) {
   // MindSpore's AdamNoUpdateParam: lr = lr * sqrt(1 - beta2_power) / (1 - beta1_power), in float.
   const float lr_t = h.lr * std::sqrt(1.0f - h.beta2_power) / (1.0f - h.beta1_power);
-  return AdamCoeffs{h.beta1, h.beta2, 1.0f - h.beta1, 1.0f - h.beta2, -lr_t, h.eps};
+  return AdamCoeffs{h.beta1, h.beta2, 1.0f - h.beta1, 1.0f - h.beta2, -lr_t, h.eps, tuning().prefetch_min};
 }
 
 void adam_run(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamHyper& h,

@@ -26,6 +26,7 @@ struct AdamCoeffs {
   float one_minus_beta2;
   float neg_lr;  // -lr * sqrt(1 - beta2_power) / (1 - beta1_power), rounded as MindSpore does
   float eps;
+  std::size_t prefetch_min;  // a chunk at least this long prefetches its streams ahead (tuning.h)
 };
 
 // What a kernel does with the step it computes, in `out`:
@@ -35,10 +36,7 @@ struct AdamCoeffs {
 //            rounds exactly as MindSpore's assign_add(param, delta) does)
 enum class Output { kStore, kStream, kApply };
 
-// Chunks at least this long (floats) are far past the cache: the vector levels prefetch g, m, v (and
-// the parameter when applying) this far ahead, so that the loads of the next iterations are in flight
-// while the divide/sqrt unit works (measured: 0.87-0.92 -> 0.94-1.0 of the bandwidth probe at 2^24-2^26).
-constexpr std::size_t kPrefetchMin = std::size_t{1} << 18;
+// How far ahead (floats) a chunk past prefetch_min prefetches g, m, v (and the parameter when applying).
 constexpr std::size_t kPrefetchAhead = 1024;  // 4 KiB
 
 // One level's kernel: updates m and v in place over [0, n) and writes or applies the step.

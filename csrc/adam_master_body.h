@@ -27,6 +27,7 @@ struct Narrow {
 
 struct Prep {
   Reg weight_decay, grad_scale;
+  bool far;  // the chunk is long enough to prefetch ahead (AdamCoeffs::prefetch_min)
 };
 
 // g as the float32 path sees it after decay_weight and scale_grad, then Adam, then master += step
@@ -42,7 +43,7 @@ template <Half kHalf, bool kNesterov, bool kDecay, bool kUnscale>
 void run_master(float* w, float* m, float* v, const std::uint16_t* g, std::uint16_t* out, std::size_t n,
                 const Consts& k, const Prep& p) {
   constexpr std::size_t width = Vec::kWidth;
-  const bool far = n >= kPrefetchMin;
+  const bool far = p.far;
   std::size_t i = 0;
   for (; i + width <= n; i += width) {
     if (far) {
@@ -103,7 +104,7 @@ void adam_master_step(float* master, float* m, float* v, const std::uint16_t* gr
                       std::size_t n, const AdamCoeffs& c, const GradPrep& gp, bool nesterov, Half half) {
   const Consts k{Vec::set1(c.beta1),           Vec::set1(c.beta2),  Vec::set1(c.one_minus_beta1),
                  Vec::set1(c.one_minus_beta2), Vec::set1(c.neg_lr), Vec::set1(c.eps)};
-  const Prep p{Vec::set1(gp.weight_decay), Vec::set1(gp.grad_scale)};
+  const Prep p{Vec::set1(gp.weight_decay), Vec::set1(gp.grad_scale), n >= c.prefetch_min};
   if (half == Half::kFloat16) {
     run_master_half<Half::kFloat16>(master, m, v, grad, out, n, k, p, gp, nesterov);
   } else {

@@ -11,9 +11,11 @@
 #include "adam.h"
 #include "adam_master.h"
 #include "dispatch.h"
-#include "probe.h"
 #include "threadpool.h"
 #include "tuning.h"
+#ifdef MSO_LAB
+#include "lab/lab.h"
+#endif
 
 namespace py = pybind11;
 
@@ -128,17 +130,6 @@ void adam_master_step(py::array master, py::array m, py::array v, py::array grad
   mso::adam_master_run(wp, mp, vp, gp, op, n, h, prep, kind, use_locking);
 }
 
-void bandwidth_probe(py::array m, py::array v, py::array grad, py::array out, bool stream) {
-  check_buffers("bandwidth_probe", {{"m", m, true}, {"v", v, true}, {"grad", grad, false}, {"out", out, true}});
-  auto* mp = static_cast<float*>(m.mutable_data());
-  auto* vp = static_cast<float*>(v.mutable_data());
-  auto* gp = static_cast<const float*>(grad.data());
-  auto* dp = static_cast<float*>(out.mutable_data());
-  const auto n = static_cast<std::size_t>(m.size());
-  py::gil_scoped_release release;
-  mso::bandwidth_probe(mp, vp, gp, dp, n, stream);
-}
-
 std::vector<std::string> available_isas() {
   std::vector<std::string> names;
   for (mso::Isa isa : mso::available_isas()) names.emplace_back(mso::isa_name(isa));
@@ -158,8 +149,14 @@ void set_isa(const std::string& name) {
 
 }  // namespace
 
+// MSO_LAB builds the same module as mindspore_offload._bench, with the lab's extras (setup.py).
+#ifdef MSO_LAB
+PYBIND11_MODULE(_bench, mod) {
+  mod.doc() = "mindspore-offload's kernel build with lab equipment (benchmarks and tests only).";
+#else
 PYBIND11_MODULE(_C, mod) {
   mod.doc() = "mindspore-offload's host Adam kernel (private; use mindspore_offload.kernel).";
+#endif
   mod.def("adam_delta", &adam_delta, py::arg("m"), py::arg("v"), py::arg("grad"), py::arg("out"), py::arg("lr"),
           py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("beta1_power"), py::arg("beta2_power"),
           py::arg("nesterov"), py::arg("use_locking") = false);
@@ -170,18 +167,14 @@ PYBIND11_MODULE(_C, mod) {
           py::arg("out"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("beta1_power"),
           py::arg("beta2_power"), py::arg("nesterov"), py::arg("half"), py::arg("weight_decay"), py::arg("decay"),
           py::arg("grad_scale"), py::arg("unscale"), py::arg("use_locking") = false);
-  mod.def("bandwidth_probe", &bandwidth_probe, py::arg("m"), py::arg("v"), py::arg("grad"), py::arg("out"),
-          py::arg("stream"));
   mod.def("available_isas", &available_isas);
   mod.def("active_isa", [] { return std::string(mso::isa_name(mso::active_isa())); });
   mod.def("set_isa", &set_isa, py::arg("name"));
   mod.def("isa_env_error", [] { return mso::isa_env_error(); });
+  mod.def("tuning_env_error", [] { return mso::tuning_env_error(); });
   mod.def("get_num_threads", &mso::get_num_threads);
   mod.def("set_num_threads", &mso::set_num_threads, py::arg("n"));
-  mod.def("get_tuning", [] {
-    const mso::Tuning t = mso::tuning();
-    return py::make_tuple(t.grain, t.stream_min);
-  });
-  mod.def("set_tuning", [](std::size_t grain, std::size_t stream_min) { mso::set_tuning({grain, stream_min}); },
-          py::arg("grain"), py::arg("stream_min"));
+#ifdef MSO_LAB
+  mso::lab::define(mod);
+#endif
 }

@@ -1,20 +1,75 @@
+// The thresholds from the machine, not constants measured on one CPU:
+//   stream_min = L3 / 16 bytes: a delta pass keeps g, m, v and delta (16 bytes an element) in the L3
+//     while it fits; past that the delta would be evicted before anyone reads it, and streaming stores
+//     save its read-for-ownership. On an AMD EPYC (Zen 4, 32 MiB L3) that is 2 Mi elements.
+//   prefetch_min = L2 / 4 bytes on Intel: a chunk whose every stream outgrows this core's L2
+//     prefetches 4 KiB ahead. Measured to pay on an Intel Xeon (Emerald Rapids, 2 MiB L2) with the
+//     one-register loop: 0.87-0.92 -> 0.94-1.0 of the bandwidth probe at 2^24-2^26. Measured to cost
+//     on AMD EPYC Zen 4 with the block loop (6-40 % slower at 2^24-2^26, neutral at 2^20), whose
+//     hardware prefetchers keep up on their own: off there, and on any CPU that is not Intel.
+//   grain = 2^17: the cost of waking one more thread, not a cache matter.
+// Measured on AMD EPYC Zen 4 (2 vCPUs, 1 MiB L2, 32 MiB L3); docs/performance.md has the figures.
+// MINDSPORE_OFFLOAD_STREAM_MIN and MINDSPORE_OFFLOAD_PREFETCH_MIN (elements) override the rule.
 #include "tuning.h"
 
 #include <atomic>
+#include <cstdlib>
+
+#include "cpu_caches.h"
 
 namespace mso {
 namespace {
 
-std::atomic<std::size_t> g_grain{std::size_t{1} << 17};
-std::atomic<std::size_t> g_stream_min{std::size_t{1} << 20};
+// A whole number of elements from the environment, or `fallback`; a malformed value is reported.
+std::size_t from_env(const char* name, std::size_t fallback, std::string* error) {
+  const char* env = std::getenv(name);
+  if (env == nullptr || *env == '\0') return fallback;
+  char* end = nullptr;
+  const unsigned long long value = std::strtoull(env, &end, 10);
+  if (*env < '0' || *env > '9' || *end != '\0') {
+    *error += std::string(name) + " must be a whole number of elements (0 or more), but got '" + env +
+              "'. Unset it to derive the threshold from this CPU's caches. ";
+    return fallback;
+  }
+  return static_cast<std::size_t>(value);
+}
+
+struct State {
+  std::atomic<std::size_t> grain{std::size_t{1} << 17};
+  std::atomic<std::size_t> stream_min;
+  std::atomic<std::size_t> prefetch_min;
+  std::string env_error;
+
+  State() {
+    const CacheSizes c = cpu_caches();
+    stream_min = from_env("MINDSPORE_OFFLOAD_STREAM_MIN", c.l3 != 0 ? c.l3 / 16 : std::size_t{1} << 20, &env_error);
+    const std::size_t never = ~std::size_t{0};
+    const std::size_t by_l2 = c.l2 != 0 ? c.l2 / 4 : std::size_t{1} << 18;
+    prefetch_min = from_env("MINDSPORE_OFFLOAD_PREFETCH_MIN", cpu_is_intel() ? by_l2 : never, &env_error);
+    if (!env_error.empty()) env_error.pop_back();
+  }
+};
+
+State& state() {
+  static State s;
+  return s;
+}
 
 }  // namespace
 
-Tuning tuning() { return Tuning{g_grain.load(std::memory_order_relaxed), g_stream_min.load(std::memory_order_relaxed)}; }
+Tuning tuning() {
+  State& s = state();
+  return Tuning{s.grain.load(std::memory_order_relaxed), s.stream_min.load(std::memory_order_relaxed),
+                s.prefetch_min.load(std::memory_order_relaxed)};
+}
 
 void set_tuning(const Tuning& t) {
-  g_grain.store(t.grain);
-  g_stream_min.store(t.stream_min);
+  State& s = state();
+  s.grain.store(t.grain);
+  s.stream_min.store(t.stream_min);
+  s.prefetch_min.store(t.prefetch_min);
 }
+
+const std::string& tuning_env_error() { return state().env_error; }
 
 }  // namespace mso

@@ -10,7 +10,11 @@ bits.
 Environment:
     MINDSPORE_OFFLOAD_ISA: force a level ("avx512", "avx2" or "scalar"). An unknown name, or one this CPU
         lacks, fails the import with a ValueError naming the allowed values.
-    MINDSPORE_OFFLOAD_NUM_THREADS: the number of threads (default: the CPUs this process may run on).
+    MINDSPORE_OFFLOAD_NUM_THREADS: the number of threads (default: this rank's share of the CPUs this
+        process may run on: all of them for a single process; see mindspore_offload/_threads.py).
+    MINDSPORE_OFFLOAD_STREAM_MIN, MINDSPORE_OFFLOAD_PREFETCH_MIN: elements from which the delta is written
+        with streaming stores / a thread's chunk prefetches ahead (default: L3 / 16 bytes; L2 / 4 bytes on
+        Intel, never elsewhere; see docs/performance.md). A value that is not a whole number fails the import.
 """
 import math
 import numbers
@@ -19,6 +23,7 @@ import os
 import numpy as np
 
 from mindspore_offload import _C
+from mindspore_offload._threads import default_num_threads
 
 __all__ = [
     "adam_delta",
@@ -36,15 +41,17 @@ ISAS = ("avx512", "avx2", "scalar")
 
 
 def _fail_on_bad_environment():
-    error = _C.isa_env_error()
-    if error:
-        raise ValueError(error)
+    for error in (_C.isa_env_error(), _C.tuning_env_error()):
+        if error:
+            raise ValueError(error)
     threads = os.environ.get("MINDSPORE_OFFLOAD_NUM_THREADS", "").strip()
     if threads:
         if not threads.isdigit() or int(threads) < 1:
             raise ValueError(f"MINDSPORE_OFFLOAD_NUM_THREADS must be a whole number >= 1, but got '{threads}'. "
                              "Unset it to use every CPU this process may run on.")
         _C.set_num_threads(int(threads))
+    else:
+        _C.set_num_threads(default_num_threads())
 
 
 _fail_on_bad_environment()

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mindspore_offload import _C, kernel
+from mindspore_offload import kernel
 from reference import adam_reference, assert_step_close
 
 SIZES = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1000, 4099, (1 << 20) + 5]
@@ -12,11 +12,25 @@ STEPS = 4
 
 @pytest.fixture(autouse=True)
 def restore_kernel_settings():
-    isa, threads, tuning = kernel.active_isa(), kernel.get_num_threads(), _C.get_tuning()
+    isa, threads = kernel.active_isa(), kernel.get_num_threads()
     yield
     kernel.set_isa(isa)
     kernel.set_num_threads(threads)
-    _C.set_tuning(*tuning)
+
+
+@pytest.fixture
+def lab(monkeypatch):
+    """kernel.* running on the lab build (mindspore_offload._bench: the same kernel sources, plus size
+    thresholds that can be set), so that small arrays can be split over threads and written with
+    streaming stores. test_lab_build_gives_the_bits_of_the_shipped_one ties the two builds together."""
+    bench = pytest.importorskip("mindspore_offload._bench",
+                                reason="the lab build is made by `make test` or MINDSPORE_OFFLOAD_BENCH=1")
+    saved = bench.get_tuning(), bench.active_isa(), bench.get_num_threads()
+    monkeypatch.setattr(kernel, "_C", bench)
+    yield bench
+    bench.set_tuning(**saved[0])
+    bench.set_isa(saved[1])
+    bench.set_num_threads(saved[2])
 
 
 def make_state(n, seed):
@@ -54,14 +68,14 @@ def test_matches_float64_reference(n, isa, nesterov):
 
 @pytest.mark.parametrize("nesterov", [False, True], ids=["plain", "nesterov"])
 @pytest.mark.parametrize("n", SIZES)
-def test_every_level_thread_count_and_store_kind_gives_the_same_bits(n, nesterov):
+def test_every_level_thread_count_and_store_kind_gives_the_same_bits(n, nesterov, lab):
     results = {}
     for isa in kernel.available_isas():
         for threads in (1, 2, 3):
             for stream in (False, True):
                 kernel.set_isa(isa)
                 kernel.set_num_threads(threads)
-                _C.set_tuning(64, 0 if stream else 1 << 40)  # split small arrays too; stream or not
+                lab.set_tuning(64, 0 if stream else 1 << 40)  # split small arrays too; stream or not
                 results[(isa, threads, stream)] = run_steps(n, nesterov=nesterov, seed=n, check=False)
     first_key, (m0, v0, d0) = next(iter(results.items()))
     for key, (m, v, d) in results.items():
@@ -71,9 +85,9 @@ def test_every_level_thread_count_and_store_kind_gives_the_same_bits(n, nesterov
 
 
 @pytest.mark.parametrize("isa", kernel.available_isas())
-def test_unaligned_views_and_out_buffer(isa):
+def test_unaligned_views_and_out_buffer(isa, lab):
     kernel.set_isa(isa)
-    _C.set_tuning(64, 0)  # streaming stores need the alignment head to be right
+    lab.set_tuning(64, 0)  # streaming stores need the alignment head to be right
     base_m, base_v, base_g = make_state(1000, 3)
     out_base = np.zeros(1001, np.float32)
     for offset in range(1, 16):
@@ -137,7 +151,7 @@ def test_set_isa_and_available():
 
 @pytest.mark.parametrize("nesterov", [False, True], ids=["plain", "nesterov"])
 @pytest.mark.parametrize("n", SIZES)
-def test_apply_equals_delta_then_add_at_every_level(n, nesterov):
+def test_apply_equals_delta_then_add_at_every_level(n, nesterov, lab):
     """adam_apply (param += delta in the same pass) gives the bits of param + adam_delta(...)."""
     m0, v0, g = make_state(n, 21)
     param0 = np.random.default_rng(22).standard_normal(n).astype(np.float32)
@@ -148,7 +162,7 @@ def test_apply_equals_delta_then_add_at_every_level(n, nesterov):
         for threads in (1, 2):
             kernel.set_isa(isa)
             kernel.set_num_threads(threads)
-            _C.set_tuning(64, 1 << 40)
+            lab.set_tuning(64, 1 << 40)
             mi, vi, param = m0.copy(), v0.copy(), param0.copy()
             assert kernel.adam_apply(param, mi, vi, g, **hyper) is param
             assert np.array_equal(param, expected), (isa, threads)

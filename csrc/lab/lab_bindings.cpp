@@ -1,0 +1,73 @@
+// The lab module's extras. mindspore_offload._bench is the same kernel build as _C (the same sources
+// and flags; tests/test_kernel.py checks they give the same bits) plus these: the bandwidth probe and
+// the size thresholds made settable, so benchmarks and tests can force a path at any size.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "dispatch.h"
+#include "lab/lab.h"
+#include "lab/probe.h"
+#include "tuning.h"
+
+namespace py = pybind11;
+
+namespace mso::lab {
+namespace {
+
+using Array = py::array_t<float, py::array::c_style>;
+
+void probe(const std::string& pattern, const std::string& isa_name, bool stream, Array m, Array v, Array g,
+           Array out) {
+  Pattern p;
+  if (pattern == "delta") {
+    p = Pattern::kDelta;
+  } else if (pattern == "apply") {
+    p = Pattern::kApply;
+  } else {
+    throw py::value_error("The 'pattern' must be 'delta' (24 bytes an element) or 'apply' (28), but got '" +
+                          pattern + "'.");
+  }
+  Isa isa;
+  if (!isa_from_name(isa_name, &isa) || !isa_supported(isa)) {
+    throw py::value_error("The 'isa' must be one this CPU has (available_isas()), but got '" + isa_name + "'.");
+  }
+  const auto n = m.size();
+  if (v.size() != n || g.size() != n || out.size() != n) {
+    throw py::value_error("m, v, grad and out must have the same number of elements.");
+  }
+  float* mp = m.mutable_data();
+  float* vp = v.mutable_data();
+  const float* gp = g.data();
+  float* op = out.mutable_data();
+  py::gil_scoped_release release;
+  bandwidth_probe(p, isa, stream, mp, vp, gp, op, static_cast<std::size_t>(n));
+}
+
+}  // namespace
+
+void define(py::module_& mod) {
+  mod.def("bandwidth_probe", &probe, py::arg("pattern"), py::arg("isa"), py::arg("stream"), py::arg("m"),
+          py::arg("v"), py::arg("grad"), py::arg("out"),
+          "The kernel's access pattern with almost no arithmetic: pattern 'delta' reads grad, m, v and "
+          "writes m, v, out (stream: out with non-temporal stores); 'apply' reads out (the parameter), "
+          "grad, m, v and writes out, m, v.");
+  mod.def("get_tuning", [] {
+    const Tuning t = tuning();
+    return py::dict(py::arg("grain") = t.grain, py::arg("stream_min") = t.stream_min,
+                    py::arg("prefetch_min") = t.prefetch_min);
+  });
+  mod.def(
+      "set_tuning",
+      [](py::object grain, py::object stream_min, py::object prefetch_min) {
+        Tuning t = tuning();  // None keeps a threshold as it is
+        if (!grain.is_none()) t.grain = grain.cast<std::size_t>();
+        if (!stream_min.is_none()) t.stream_min = stream_min.cast<std::size_t>();
+        if (!prefetch_min.is_none()) t.prefetch_min = prefetch_min.cast<std::size_t>();
+        set_tuning(t);
+      },
+      py::arg("grain") = py::none(), py::arg("stream_min") = py::none(), py::arg("prefetch_min") = py::none());
+}
+
+}  // namespace mso::lab

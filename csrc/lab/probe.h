@@ -1,0 +1,22 @@
+// The memory-bandwidth limit the kernel is measured against (benchmarks only; not in the shipped _C).
+#pragma once
+
+#include <cstddef>
+
+#include "dispatch.h"
+
+namespace mso {
+namespace lab {
+
+// Which of the kernel's access patterns the probe moves, with almost no arithmetic:
+//   kDelta: read g, m, v; write m, v, d (24 bytes an element), d plainly or with streaming stores
+//   kApply: read p, g, m, v; write p, m, v (28 bytes an element), all plain stores, as the kernel does
+enum class Pattern { kDelta, kApply };
+
+// out is d for kDelta and p for kApply. isa picks the vector width (the caller checked the CPU has it);
+// stream is only meaningful for kDelta. Threaded like the kernel (parallel_for, the same grain).
+void bandwidth_probe(Pattern pattern, Isa isa, bool stream, float* m, float* v, const float* g, float* out,
+                     std::size_t n);
+
+}  // namespace lab
+}  // namespace mso
