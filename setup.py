@@ -43,6 +43,7 @@ if _env.build_switch("MINDSPORE_OFFLOAD_SANITIZE"):
 ext = Pybind11Extension(
     "mindspore_offload._C",
     sorted(glob("csrc/*.cpp")),
+    depends=sorted(glob("csrc/*.h")),  # a changed header (adam_body.h, half.h) rebuilds its users
     include_dirs=["csrc"],
     extra_compile_args=flags,
     extra_link_args=["-pthread"] + (["-fsanitize=address,undefined"] if "-fsanitize=address,undefined" in flags else []),

@@ -4,8 +4,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "adam.h"
+#include "adam_master.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx512f")
@@ -36,6 +38,26 @@ struct Vec {
   static reg sqrt(reg a) { return _mm512_sqrt_ps(a); }
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static void prefetch(const float* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+
+  // 16-bit parameters (adam_master_body.h). vcvtph2ps/vcvtps2ph give half.h's bits (denormals, NaNs
+  // and all); bfloat16 is integer code, because vcvtneps2bf16 flushes denormal inputs to zero.
+  static reg load_f16(const std::uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  static void store_f16(std::uint16_t* p, reg x) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  }
+  static reg load_bf16(const std::uint16_t* p) {
+    const __m512i wide = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(wide, 16));
+  }
+  static void store_bf16(std::uint16_t* p, reg x) {  // half.h's float_to_bfloat16, 16 lanes
+    const __m512i bits = _mm512_castps_si512(x);
+    const __m512i high = _mm512_srli_epi32(bits, 16);
+    const __m512i bias = _mm512_add_epi32(_mm512_and_si512(high, _mm512_set1_epi32(1)), _mm512_set1_epi32(0x7FFF));
+    const __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, bias), 16);
+    const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
+    const __m512i out = _mm512_mask_or_epi32(rounded, nan, high, _mm512_set1_epi32(0x40));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(out));
+  }
 };
 
 }  // namespace
@@ -44,6 +66,7 @@ struct Vec {
 
 #define MSO_LEVEL avx512
 #include "adam_body.h"
+#include "adam_master_body.h"
 #undef MSO_LEVEL
 
 #pragma GCC diagnostic pop

@@ -4,8 +4,11 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "adam.h"
+#include "adam_master.h"
+#include "half.h"
 
 namespace mso {
 namespace scalar {
@@ -32,6 +35,12 @@ struct Vec {
   static reg sqrt(reg a) { return std::sqrt(a); }
   static reg fma(reg a, reg b, reg c) { return std::fma(a, b, c); }
   static void prefetch(const float*) {}
+
+  // 16-bit parameters (adam_master_body.h): half.h's integer conversions, the bits of the vector levels.
+  static reg load_f16(const std::uint16_t* p) { return half_to_float(*p); }
+  static void store_f16(std::uint16_t* p, reg x) { *p = float_to_half(x); }
+  static reg load_bf16(const std::uint16_t* p) { return bfloat16_to_float(*p); }
+  static void store_bf16(std::uint16_t* p, reg x) { *p = float_to_bfloat16(x); }
 };
 
 }  // namespace
@@ -40,4 +49,5 @@ struct Vec {
 
 #define MSO_LEVEL scalar
 #include "adam_body.h"
+#include "adam_master_body.h"
 #undef MSO_LEVEL

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "adam.h"
+#include "adam_master.h"
 #include "dispatch.h"
 #include "threadpool.h"
 #include "tuning.h"
@@ -25,6 +26,7 @@ struct Buffer {
   const char* name;
   py::array array;
   bool writes;
+  bool sixteen = false;  // a float16/bfloat16 buffer, passed from kernel.py as a uint16 view
 };
 
 // Every check, for every buffer, before anything is written.
@@ -32,7 +34,11 @@ void check_buffers(const char* fn, const std::vector<Buffer>& buffers) {
   const auto where = [fn](const char* name) { return std::string("For '") + fn + "', the '" + name + "'"; };
   const auto& first = buffers.front();
   for (const Buffer& b : buffers) {
-    if (!b.array.dtype().is(py::dtype::of<float>())) {
+    if (b.sixteen && !b.array.dtype().is(py::dtype::of<std::uint16_t>())) {
+      throw py::type_error(where(b.name) + " must be a 16-bit array (float16 or bfloat16 bits), but got dtype " +
+                           std::string(py::str(b.array.dtype())) + ".");
+    }
+    if (!b.sixteen && !b.array.dtype().is(py::dtype::of<float>())) {
       throw py::type_error(where(b.name) + " must be a float32 array, but got dtype " +
                            std::string(py::str(b.array.dtype())) + ". Convert it with .astype(numpy.float32).");
     }
@@ -46,8 +52,8 @@ void check_buffers(const char* fn, const std::vector<Buffer>& buffers) {
                             "array (numpy.ascontiguousarray) and keep that array as the state.");
     }
     if (!(b.array.flags() & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) {
-      throw py::value_error(where(b.name) + " is not aligned to 4 bytes (a view into a byte buffer at an odd "
-                            "offset); pass an aligned float32 array, e.g. a copy.");
+      throw py::value_error(where(b.name) + " is not aligned to its element size (a view into a byte buffer at an "
+                            "odd offset); pass an aligned array, e.g. a copy.");
     }
     if (b.writes && !b.array.writeable()) {
       throw py::value_error(where(b.name) + " is read-only, but it is written in place; pass a writeable array.");
@@ -98,6 +104,33 @@ void adam_apply(py::array param, py::array m, py::array v, py::array grad, float
                grad, param, {lr, beta1, beta2, eps, beta1_power, beta2_power, nesterov}, use_locking, true);
 }
 
+void adam_master_step(py::array master, py::array m, py::array v, py::array grad, py::array out, float lr,
+                      float beta1, float beta2, float eps, float beta1_power, float beta2_power, bool nesterov,
+                      const std::string& half, float weight_decay, bool decay, float grad_scale, bool unscale,
+                      bool use_locking) {
+  const char* fn = "adam_master_step";
+  check_buffers(fn, {{"master", master, true}, {"m", m, true}, {"v", v, true}, {"grad", grad, false, true},
+                     {"out", out, true, true}});
+  if (half != "float16" && half != "bfloat16") {
+    throw py::value_error("For 'adam_master_step', the 'half' must be 'float16' or 'bfloat16', but got '" + half + "'.");
+  }
+  if (beta1_power == 1.0f) {
+    throw py::value_error(std::string("For '") + fn + "', the 'beta1_power' must not be 1 (no step taken yet); " +
+                          "pass beta1**t for step t >= 1.");
+  }
+  auto* wp = static_cast<float*>(master.mutable_data());
+  auto* mp = static_cast<float*>(m.mutable_data());
+  auto* vp = static_cast<float*>(v.mutable_data());
+  auto* gp = static_cast<const std::uint16_t*>(grad.data());
+  auto* op = static_cast<std::uint16_t*>(out.mutable_data());
+  const auto n = static_cast<std::size_t>(m.size());
+  const mso::AdamHyper h{lr, beta1, beta2, eps, beta1_power, beta2_power, nesterov};
+  const mso::GradPrep prep{weight_decay, grad_scale, decay, unscale};
+  const mso::Half kind = half == "float16" ? mso::Half::kFloat16 : mso::Half::kBFloat16;
+  py::gil_scoped_release release;
+  mso::adam_master_run(wp, mp, vp, gp, op, n, h, prep, kind, use_locking);
+}
+
 std::vector<std::string> available_isas() {
   std::vector<std::string> names;
   for (mso::Isa isa : mso::available_isas()) names.emplace_back(mso::isa_name(isa));
@@ -131,6 +164,10 @@ PYBIND11_MODULE(_C, mod) {
   mod.def("adam_apply", &adam_apply, py::arg("param"), py::arg("m"), py::arg("v"), py::arg("grad"), py::arg("lr"),
           py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("beta1_power"), py::arg("beta2_power"),
           py::arg("nesterov"), py::arg("use_locking") = false);
+  mod.def("adam_master_step", &adam_master_step, py::arg("master"), py::arg("m"), py::arg("v"), py::arg("grad"),
+          py::arg("out"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("beta1_power"),
+          py::arg("beta2_power"), py::arg("nesterov"), py::arg("half"), py::arg("weight_decay"), py::arg("decay"),
+          py::arg("grad_scale"), py::arg("unscale"), py::arg("use_locking") = false);
   mod.def("available_isas", &available_isas);
   mod.def("active_isa", [] { return std::string(mso::isa_name(mso::active_isa())); });
   mod.def("set_isa", &set_isa, py::arg("name"));

@@ -15,6 +15,7 @@ Usage::
     python examples/lenet5.py --data-dir MNIST_Data          # real MNIST
     python examples/lenet5.py --save-checkpoint lenet5.ckpt    # saved after every epoch
     python examples/lenet5.py --resume lenet5.ckpt --epochs 0   # evaluate only
+    python examples/lenet5.py --dtype float16                # float16 parameters, float32 masters
 
 The last line printed is ``accuracy: 0.xxxx`` on held-out data.
 """
@@ -26,7 +27,7 @@ import numpy as np
 
 import mindspore as ms
 import mindspore.dataset as ds
-from mindspore import nn
+from mindspore import amp, nn, ops
 from mindspore.common.initializer import Normal
 from mindspore.dataset import transforms, vision
 from mindspore.train import Callback, LossMonitor, TimeMonitor
@@ -215,6 +216,71 @@ def resume(net, optimizer, path):
                          f"--save-checkpoint, or ms.save_checkpoint(model.train_network, path).")
 
 
+# --- float16 parameters with float32 master weights on the host ------------------------------------
+#
+# Model.train has no working dynamic loss scaling on the CPU backend, so this path is a plain loop:
+# amp.DynamicLossScaler scales the float32 loss, amp.all_finite checks the float16 gradients, and a step
+# whose gradients overflowed is skipped whole (the optimizer is not called: parameters, masters, moments,
+# beta powers and global_step stay as they were) while the scaler halves its scale.
+
+def to_float16(net):
+    """Makes every float32 parameter of ``net`` float16 (in place); AdamOffload gives each a float32
+    master on the host, made from these float16 values."""
+    for param in net.get_parameters():
+        if param.dtype == ms.float32:
+            param.set_dtype(ms.float16)
+    return net
+
+
+def make_train_step(net, loss_fn, optimizer, scaler):
+    """One dynamically loss-scaled step: returns (loss, finite). The gradients stay float16; the
+    unscale divides by a power of two, exact unless a value falls below float16's range."""
+
+    def scaled_loss(images, labels):
+        logits = net(images.astype(ms.float16))
+        return scaler.scale(loss_fn(logits.astype(ms.float32), labels))
+
+    grad_fn = ms.value_and_grad(scaled_loss, None, optimizer.parameters)
+
+    def train_step(images, labels):
+        loss, grads = grad_fn(images, labels)
+        grads = scaler.unscale(grads)
+        finite = amp.all_finite(grads)
+        scaler.adjust(finite)
+        if finite:
+            optimizer(grads)
+        return scaler.unscale(loss), bool(finite)
+
+    return train_step
+
+
+def train_float16(net, optimizer, train_set, epochs, scale=2.0 ** 12):
+    """Trains with dynamic loss scaling; prints the loss as LossMonitor does and the skipped steps."""
+    loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
+    scaler = amp.DynamicLossScaler(scale_value=scale, scale_factor=2, scale_window=50)
+    train_step = make_train_step(net, loss_fn, optimizer, scaler)
+    steps = train_set.get_dataset_size()
+    for epoch in range(1, epochs + 1):
+        skipped = 0
+        for step, batch in enumerate(train_set.create_tuple_iterator(num_epochs=1), start=1):
+            loss, finite = train_step(*batch)
+            skipped += not finite
+            if step % max(1, steps // 4) == 0:
+                print(f"epoch: {epoch} step: {step}, loss is {float(loss.asnumpy()):.6f}", flush=True)
+        print(f"epoch: {epoch} skipped steps (overflow): {skipped}, loss scale: "
+              f"{float(scaler.scale_value.asnumpy()):g}", flush=True)
+
+
+def evaluate(net, test_set, dtype=ms.float16):
+    """Held-out accuracy of ``net`` run in ``dtype``."""
+    correct = total = 0
+    for images, labels in test_set.create_tuple_iterator(num_epochs=1):
+        predicted = ops.argmax(net(images.astype(dtype)).astype(ms.float32), dim=1)
+        correct += int((predicted == labels).sum().asnumpy())
+        total += labels.shape[0]
+    return correct / total
+
+
 class SaveEachEpoch(Callback):
     """Saves the network and optimizer to one path at the end of every epoch.
 
@@ -251,6 +317,9 @@ def parse_args(argv=None):
     parser.add_argument("--resume", metavar="PATH", default=None,
                         help="load network and optimizer state before training")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dtype", choices=("float32", "float16"), default="float32",
+                        help="float16: float16 parameters with float32 master weights on the host, "
+                             "dynamic loss scaling")
     args = parser.parse_args(argv)
     if args.epochs < 0:
         parser.error(f"--epochs must be >= 0, but got {args.epochs}")
@@ -276,9 +345,20 @@ def main(argv=None):
     start_step = checkpoint_step(args.resume) if args.resume else 0
     learning_rate = learning_rate_schedule(args.lr, start_step, args.epochs * steps)
     net = LeNet5()
+    if args.dtype == "float16":
+        to_float16(net)
     optimizer = create_optimizer(net, learning_rate, args.group_params)
     if args.resume:
         resume(net, optimizer, args.resume)
+    if args.dtype == "float16":
+        if args.epochs > 0:
+            train_float16(net, optimizer, train_set, args.epochs)
+        if args.save_checkpoint:
+            ms.save_checkpoint([*net.get_parameters(), *optimizer.get_parameters()], args.save_checkpoint)
+            print(f"saved checkpoint: {args.save_checkpoint}")
+        accuracy = evaluate(net, test_set)
+        print(f"accuracy: {accuracy:.4f}", flush=True)
+        return accuracy
     loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
     model = ms.Model(net, loss_fn=loss_fn, optimizer=optimizer, metrics={"accuracy"})
 

@@ -13,6 +13,7 @@ from mindspore_offload._version import __version__
 _LAZY = {
     "AdamOffload": "mindspore_offload.optimizer",
     "load_param_into_net_checked": "mindspore_offload.checkpoint",
+    "load_float32_checkpoint": "mindspore_offload.checkpoint",
     "merge_sharded_checkpoints": "mindspore_offload.checkpoint",
     "save_checkpoint": "mindspore_offload.safe_save",
     "LatestCheckpoint": "mindspore_offload.latest",

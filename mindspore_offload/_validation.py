@@ -88,15 +88,17 @@ def check_float32_hyperparameters(optimizer, cls_name):
                          f"{FLOAT32_MAX:.8g}.")
 
 
-def check_float32_parameters(parameters, cls_name):
-    """The host kernel is float32; MindSpore's own op fails later, at graph compile, with an internal message."""
+def check_parameter_dtypes(parameters, cls_name):
+    """float32 parameters take the float32 path; float16 and bfloat16 ones get float32 master weights on the
+    host. Anything else would fail later, at graph compile, with an internal message."""
     import mindspore as ms
 
+    supported = (ms.float32, ms.float16, ms.bfloat16)
     for param in parameters:
-        if param.dtype != ms.float32:
-            raise TypeError(f"For '{cls_name}', every parameter must be float32, but '{param.name}' is {param.dtype}. "
-                            "Keep the master weights in float32 (e.g. mindspore.amp with keep_batchnorm_fp32, or "
-                            "cast the parameter); float16 and bfloat16 parameters are not supported yet.")
+        if param.dtype not in supported:
+            raise TypeError(f"For '{cls_name}', the parameter '{param.name}' is {param.dtype}, but the supported "
+                            "dtypes are float32, float16 and bfloat16 (16-bit parameters get float32 master weights "
+                            "on the host). Cast the parameter to one of them.")
 
 
 def check_gradient_dtypes(dtypes, cls_name):

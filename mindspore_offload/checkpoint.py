@@ -12,7 +12,19 @@ sharded runs with any number of ranks load (the loader cuts each rank's slices f
 import os
 import sys
 
-__all__ = ["load_param_into_net_checked", "merge_sharded_checkpoints"]
+__all__ = ["load_param_into_net_checked", "load_float32_checkpoint", "merge_sharded_checkpoints"]
+
+
+def _masters(net):
+    """{master name: its 16-bit parameter's name} for every AdamOffload inside ``net`` (found by object,
+    so a cell that prefixes names still gets its masters recognised)."""
+    pairs = {}
+    for _, cell in net.cells_and_names():
+        if getattr(cell, "has_master", False):
+            for param, master, sixteen in zip(cell._parameters, cell.masters, cell.sixteen_bit):
+                if sixteen:
+                    pairs[master.name] = param.name
+    return pairs
 
 
 def load_param_into_net_checked(net, parameter_dict, strict=True):
@@ -28,8 +40,9 @@ def load_param_into_net_checked(net, parameter_dict, strict=True):
         tuple, ``mindspore.load_param_into_net``'s (param_not_load, ckpt_not_load).
 
     Raises:
-        ValueError: a parameter is missing (with ``strict``), or its shape or dtype differs from the
-            checkpoint's. Nothing in ``net`` has changed when it is raised; the message lists every problem.
+        ValueError: a parameter is missing (with ``strict``; a ``master.*`` entry even without it), or its
+            shape or dtype differs from the checkpoint's. Nothing in ``net`` has changed when it is raised;
+            the message lists every problem.
 
     With a sharded ``AdamOffload`` in ``net``, whole moments in the checkpoint are cut to this rank's
     slices. A checkpoint of one rank's slices loads only into the same slice layout; anywhere else it is
@@ -41,13 +54,15 @@ def load_param_into_net_checked(net, parameter_dict, strict=True):
 
     if isinstance(parameter_dict, (str, os.PathLike)):
         parameter_dict = ms.load_checkpoint(os.fspath(parameter_dict))
+    masters = _masters(net)
     parameter_dict = dict(parameter_dict)  # slices replace whole moments below; the caller's dict stays
     layout = _sharding.sliced_moments(net)
     missing, mismatched, sliced = [], [], []
     for param in net.get_parameters():
         saved = parameter_dict.get(param.name)
         if saved is None:
-            if strict:
+            # A master is never optional beside its parameter: the 16-bit value alone cannot restore it.
+            if strict or masters.get(param.name) in parameter_dict:
                 missing.append(param.name)
         elif param.name in layout and tuple(saved.shape) == layout[param.name][0] and saved.dtype == param.dtype:
             piece = _sharding.slice_of(saved.asnumpy(), *layout[param.name][1:])
@@ -62,10 +77,52 @@ def load_param_into_net_checked(net, parameter_dict, strict=True):
                          f"of a different layout than this network's. " + _sharding.MERGE_HINT)
     if missing or mismatched:
         problems = ([f"missing from the checkpoint: {missing}"] if missing else []) + mismatched
+        if any(name in masters for name in missing):
+            problems.append("the float32 master weights of a 16-bit parameter cannot be rebuilt from the 16-bit "
+                            "parameter; to start from a float32 checkpoint use load_float32_checkpoint")
         raise ValueError("The checkpoint does not fit the network; nothing was loaded. " + "; ".join(problems) +
                          ". Load a checkpoint saved from the same network and optimizer (pass strict=False to "
                          "keep parameters the checkpoint lacks).")
     return ms.load_param_into_net(net, parameter_dict, strict_load=True)
+
+
+def load_float32_checkpoint(net, parameter_dict, strict=True):
+    """Loads a float32 checkpoint into a network whose parameters are partly float16/bfloat16.
+
+    For a checkpoint written with float32 parameters (by ``nn.AdamOffload`` or by our float32 path) and a
+    ``net`` trained by AdamOffload with 16-bit parameters: each 16-bit parameter ``X`` with a master
+    (``master.X``) in ``net`` gets the checkpoint's float32 ``X`` as its master and ``X`` rounded to nearest
+    even (as the host pass rounds) as its own value; everything else (moments, powers, step, float32
+    parameters) loads as it is. Checked all or nothing by :func:`load_param_into_net_checked`.
+
+    Args:
+        net (Cell): the network and its AdamOffload, e.g. a ``TrainOneStepCell``.
+        parameter_dict (Union[dict, str]): what ``mindspore.load_checkpoint`` returns, or a checkpoint path.
+        strict (bool): as :func:`load_param_into_net_checked`.
+
+    Returns:
+        tuple, ``mindspore.load_param_into_net``'s (param_not_load, ckpt_not_load).
+
+    Raises:
+        ValueError: as :func:`load_param_into_net_checked` (e.g. the checkpoint lacks a parameter's
+            float32 value, or a shape differs); nothing has changed when it is raised.
+    """
+    import mindspore as ms
+
+    from mindspore_offload import _mixed
+
+    if isinstance(parameter_dict, (str, os.PathLike)):
+        parameter_dict = ms.load_checkpoint(os.fspath(parameter_dict))
+    converted = dict(parameter_dict)
+    params = {param.name: param for param in net.get_parameters()}
+    for master, name in _masters(net).items():
+        saved = parameter_dict.get(name)
+        if saved is None or saved.dtype != ms.float32:
+            continue  # left for the checked load to report (or to take, if it is 16-bit already)
+        value = saved.asnumpy()
+        converted[master] = ms.Parameter(ms.Tensor(value), name=master)
+        converted[name] = ms.Parameter(_mixed.round_to(value, params[name].dtype), name=name)
+    return load_param_into_net_checked(net, converted, strict=strict)
 
 
 def merge_sharded_checkpoints(checkpoints, out=None):

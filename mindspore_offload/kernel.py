@@ -29,6 +29,7 @@ from mindspore_offload._threads import default_num_threads
 __all__ = [
     "adam_delta",
     "adam_apply",
+    "adam_master_step",
     "available_isas",
     "active_isa",
     "set_isa",
@@ -210,3 +211,63 @@ def adam_apply(param, m, v, grad, *, lr, beta1, beta2, eps, beta1_power, beta2_p
                          use_locking)
     _C.adam_apply(param, m, v, grad, *values, use_nesterov, use_locking)
     return param
+
+
+def _sixteen_bit_kind(fn, name, array):
+    """'float16' or 'bfloat16' (NumPy has no bfloat16 of its own: MindSpore's and ml_dtypes' are accepted)."""
+    _array(fn, name, array)
+    if array.dtype == np.float16:
+        return "float16"
+    if array.dtype.name == "bfloat16" and array.dtype.itemsize == 2:
+        return "bfloat16"
+    raise TypeError(f"For '{fn}', the '{name}' must be a float16 or bfloat16 numpy.ndarray, but got dtype "
+                    f"{array.dtype}.")
+
+
+def adam_master_step(master, m, v, grad, *, lr, beta1, beta2, eps, beta1_power, beta2_power, use_nesterov=False,
+                     weight_decay=None, grad_scale=None, out=None, use_locking=False):
+    r"""One Adam step for a 16-bit parameter whose float32 master weights live on the host.
+
+    The gradient (float16 or bfloat16) is widened to float32 exactly; then, in float32,
+    :math:`g \leftarrow w \cdot wd + g` when ``weight_decay`` is given and :math:`g \leftarrow g \cdot s`
+    when ``grad_scale`` is given (what MindSpore's optimizer does to a float32 gradient, with the master
+    :math:`w` as the weight); then :func:`adam_delta`'s update of ``m`` and ``v`` and
+    :math:`w \leftarrow w + \Delta`, rounded as ``w + adam_delta(...)``. The new 16-bit parameter is the
+    master rounded to nearest even (overflow to infinity, NaN stays NaN), written to ``out``.
+
+    Every instruction-set level and thread count gives the same bits, the conversions included.
+
+    Args:
+        master, m, v (numpy.ndarray): float32, C-contiguous, writeable; updated in place.
+        grad (numpy.ndarray): float16 or bfloat16 gradient of the same shape.
+        weight_decay (float): decay the gradient with the master first; None (default) skips it.
+        grad_scale (float): multiply the gradient by this (1 / loss scale) after the decay; None skips it.
+        out (numpy.ndarray): where to write the new parameter (grad's dtype, same shape; may be the
+            parameter itself); a new array when None.
+        The rest: as :func:`adam_delta`.
+
+    Returns:
+        numpy.ndarray, the new 16-bit parameter (``out`` when given).
+
+    Raises:
+        TypeError: an array has the wrong type or dtype, or a hyper-parameter is not a number.
+        ValueError: as :func:`adam_delta`. Nothing is written when an error is raised.
+    """
+    fn = "adam_master_step"
+    half = _sixteen_bit_kind(fn, "grad", grad)
+    arrays = {"m": m, "v": v, "master": master, "grad": grad}
+    if out is not None:
+        if _sixteen_bit_kind(fn, "out", out) != half:
+            raise TypeError(f"For '{fn}', the 'out' must have the gradient's dtype {grad.dtype}, but got {out.dtype}.")
+        arrays["out"] = out
+    hyper = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, beta1_power=beta1_power, beta2_power=beta2_power)
+    values = _check_step(fn, arrays, hyper, use_nesterov, use_locking)
+    decay = weight_decay is not None
+    unscale = grad_scale is not None
+    wd = _real(fn, "weight_decay", weight_decay) if decay else 0.0
+    scale = _real(fn, "grad_scale", grad_scale) if unscale else 1.0
+    if out is None:
+        out = np.empty(grad.shape, dtype=grad.dtype)
+    _C.adam_master_step(master, m, v, grad.view(np.uint16), out.view(np.uint16), *values, use_nesterov, half, wd,
+                        decay, scale, unscale, use_locking)
+    return out

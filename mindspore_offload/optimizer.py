@@ -20,7 +20,7 @@ from mindspore.nn.optim.optimizer import Optimizer
 from mindspore.ops import composite as C
 from mindspore.ops import functional as F
 
-from mindspore_offload import _contiguous, _env, _sharding
+from mindspore_offload import _contiguous, _env, _mixed, _sharding
 from mindspore_offload import _validation as check
 from mindspore_offload import kernel
 
@@ -65,9 +65,19 @@ class StepKind:
     takes_param: bool
 
 
+_master_elsewhere = C.MultitypeFuncGraph("mindspore_offload_master_elsewhere")
+
+
+@_master_elsewhere.register(*_ARGS)
+def _(host_adam, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param, moment1, moment2):
+    """Kind "master": a float16/bfloat16 parameter, updated through its float32 master by _mixed.step."""
+    return True
+
+
 STEP_KINDS = {
     "delta": StepKind(_delta_on_device, "AdamOffloadStep", takes_param=False),
     "host": StepKind(_applied_on_host, "AdamOffloadApply", takes_param=True),
+    "master": StepKind(_master_elsewhere, "AdamOffloadStep", takes_param=False),  # its op is never called
     # shard_state=True: this rank's slice of the moments, the whole delta gathered (_sharding.py).
     "sliced": StepKind(_sharding.step, "AdamOffloadStep", takes_param=False),
 }
@@ -161,7 +171,12 @@ class AdamOffload(Optimizer):
         neither "beta" nor "gamma". A group may set its own `weight_decay`; a group that does not uses
         the optimizer's.
 
-        Every parameter must be float32.
+        Parameters may be float32, float16 or bfloat16, mixed in one optimizer. A float16 or bfloat16
+        parameter gets a float32 master copy `master.<parameter name>`, beside float32 `moment1` and
+        `moment2`, on the host; each step the host updates the master exactly as a float32 parameter
+        would be updated (weight decay with the master and the loss scale division both in float32)
+        and writes back the master rounded to nearest even, so the device holds only 16-bit tensors.
+        See `docs/design.md` (mixed precision) and `memory_report`.
 
         The state has the names `nn.AdamOffload` gives it (`moment1.<parameter name>`,
         `moment2.<parameter name>`, `beta1_power`, `beta2_power`, plus `global_step` and `learning_rate`
@@ -208,8 +223,8 @@ class AdamOffload(Optimizer):
             ``python -m mindspore_offload.checkpoint merge`` (docs/usage.md). Default: ``False`` .
 
     Inputs:
-        - **gradients** (tuple[Tensor]) - One float32 gradient per parameter, in the optimizer's
-          parameter order, each of its parameter's shape.
+        - **gradients** (tuple[Tensor]) - One gradient per parameter, in the optimizer's parameter
+          order, each of its parameter's shape and dtype.
 
     Outputs:
         tuple[Tensor], one boolean ``True`` per parameter, in the optimizer's parameter order (what
@@ -224,8 +239,8 @@ class AdamOffload(Optimizer):
         TypeError: If `beta1`, `beta2` or `eps` is not a Python float (an int or bool is refused).
         TypeError: If `loss_scale` is neither a float nor an int.
         TypeError: If `use_locking`, `use_nesterov` or `shard_state` is not a bool.
-        TypeError: If a parameter is not float32, or, when the step is compiled, a gradient is not
-            float32 (nothing has been updated then).
+        TypeError: If a parameter is not float32, float16 or bfloat16, or, when the step is compiled, a
+            gradient's dtype is not its parameter's (nothing has been updated then).
         TypeError: If `MS_CUSTOM_AOT_WHITE_LIST` is set to a folder that does not hold the kernel library.
         ValueError: If `params` is empty, holds the same parameter twice, or its "order_params" do not
             match the grouped parameters.
@@ -237,6 +252,9 @@ class AdamOffload(Optimizer):
         ValueError: If `beta1` or `beta2` is not strictly between 0.0 and 1.0 (NaN included), also once
             rounded to float32.
         ValueError: If `eps` is 0, negative, infinite or NaN, or is 0 or infinite in float32.
+        ValueError: If a 16-bit parameter's master name `master.<name>` is another parameter's name, or
+            `shard_state` shards the moments (DATA_PARALLEL over N > 1 ranks) of an optimizer with 16-bit
+            parameters (not supported yet).
         ValueError: If `shard_state` is ``True`` in a parallel mode other than `DATA_PARALLEL` or stand-alone.
         ValueError: If, when the step is compiled, a gradient's shape differs from its parameter's.
         ValueError: If `MINDSPORE_OFFLOAD_HOST_APPLY` is set to anything but "0" or "1", or, when the moments
@@ -302,7 +320,7 @@ class AdamOffload(Optimizer):
         check.check_type("use_locking", use_locking, [bool], name)
         check.check_type("use_nesterov", use_nesterov, [bool], name)
         check.check_type("shard_state", shard_state, [bool], name)
-        check.check_float32_parameters(self._parameters, name)
+        check.check_parameter_dtypes(self._parameters, name)
         check.check_white_list(kernel.library_path(), name)
 
         self.use_locking = use_locking
@@ -318,6 +336,13 @@ class AdamOffload(Optimizer):
         self.moment1, self.moment2 = _sharding.moments(self._parameters, self.shard)
 
         self.apply_on_host = _parameters_in_host_memory()
+        self.has_master = any(_mixed.is_sixteen_bit(param) for param in self._parameters)
+        if self.has_master:  # float32 moments and masters for 16-bit parameters (docs/design.md)
+            if self.shard is not None:
+                raise ValueError(f"For '{name}', 'shard_state=True' does not support float16 or bfloat16 "
+                                 "parameters yet (their masters and moments are kept whole); pass "
+                                 "shard_state=False.")
+            _mixed.attach(self, kernel.library_path(), use_nesterov, use_locking)
         self.step_kinds = tuple(self._choose_step(param) for param in self._parameters)
         # The host ops write these in place: views get storage of their own now and at every compile.
         written = (*self._parameters, *self.moment1, *self.moment2)
@@ -330,8 +355,11 @@ class AdamOffload(Optimizer):
         self.host_adam = tuple(ops_by_kind[kind] for kind in self.step_kinds)
 
     def _choose_step(self, param):
-        """The key in STEP_KINDS for ``param``: "sliced" when this rank holds a slice of its moments;
-        otherwise (every parameter is float32) where the parameters are stored decides."""
+        """The key in STEP_KINDS for ``param``: "master" for a 16-bit parameter (through its float32 master,
+        _mixed.step); "sliced" when this rank holds a slice of its moments; otherwise where the
+        parameters are stored decides."""
+        if _mixed.is_sixteen_bit(param):
+            return "master"
         if self.shard is not None and self.shard.sliced(param.size):
             return "sliced"
         return "host" if self.apply_on_host else "delta"
@@ -345,14 +373,42 @@ class AdamOffload(Optimizer):
 
     @jit(backend="ms_backend")
     def construct(self, gradients):
-        gradients = self.scale_grad(self.decay_weight(gradients))
+        gradients = self.decay_weight(gradients)
+        if self.has_master:  # 16-bit parameters: decayed (with this step's decay) and unscaled on the host
+            master_decay = _mixed.weight_decay(self)
+            gradients = _mixed.scale_grad(self, gradients)
+        else:
+            gradients = self.scale_grad(gradients)
         lr = self.get_lr()
         beta1_power, beta2_power = self._advance_state()
         # map_reverse issues the parameters last to first, the order nn.AdamOffload uses.
         if self.is_group_lr:
             step = F.partial(_take_step, beta1_power, beta2_power, self.beta1, self.beta2, self.eps)
-            return self.map_reverse(step, lr, self.graph_steps, self.host_adam, gradients, self._parameters,
-                                    self.moment1, self.moment2)
-        step = F.partial(_take_step, beta1_power, beta2_power, self.beta1, self.beta2, self.eps, lr)
-        return self.map_reverse(step, self.graph_steps, self.host_adam, gradients, self._parameters, self.moment1,
-                                self.moment2)
+            success = self.map_reverse(step, lr, self.graph_steps, self.host_adam, gradients, self._parameters,
+                                       self.moment1, self.moment2)
+        else:
+            step = F.partial(_take_step, beta1_power, beta2_power, self.beta1, self.beta2, self.eps, lr)
+            success = self.map_reverse(step, self.graph_steps, self.host_adam, gradients, self._parameters,
+                                       self.moment1, self.moment2)
+        if self.has_master:
+            success = F.depend(success, _mixed.step(self, gradients, lr, master_decay, beta1_power, beta2_power))
+        return success
+
+    def memory_report(self):
+        """Bytes of this optimizer's parameters on the device and on the host, and the bytes that cross
+        between them each step, by parameter dtype and in total (docs/design.md#mixed-precision). The CPU
+        backend cannot show device memory, so this is the accounting of the layout, per element:
+
+        ========  ======  ====  ==============  =========================================
+        dtype     device  host  across a step   what
+        ========  ======  ====  ==============  =========================================
+        float32   12      8     8               param, grad, delta | m, v
+        float16   6       12    4               param, grad, new param | master, m, v
+        bfloat16  6       12    4               as float16
+        ========  ======  ====  ==============  =========================================
+
+        Returns:
+            dict, ``{"by_dtype": {dtype: {"elements", "device_bytes", "host_bytes",
+            "bytes_across_per_step", "per_element"}}, "total": {...}}``.
+        """
+        return _mixed.memory_report(self._parameters)

@@ -1,0 +1,47 @@
+// 16-bit parameters with float32 master weights: one host pass reads the 16-bit gradient and the
+// float32 master, m and v, and writes all three and the new 16-bit parameter (rounded to nearest even
+// from the master). The update of m, v and the step are adam.h's, bit for bit.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "adam.h"
+
+namespace mso {
+
+enum class Half { kFloat16, kBFloat16 };
+
+// What is done to the widened gradient before Adam, in float32, as MindSpore's optimizer does to a
+// float32 gradient: g = master * weight_decay + g (decay_weight), then g = g * grad_scale
+// (scale_grad, grad_scale = 1 / loss_scale). Decaying with the master keeps the float32 path's bits.
+struct GradPrep {
+  float weight_decay;
+  float grad_scale;
+  bool decay;
+  bool unscale;
+};
+
+using MasterKernel = void (*)(float* master, float* m, float* v, const std::uint16_t* grad, std::uint16_t* out,
+                              std::size_t n, const AdamCoeffs& k, const GradPrep& p, bool nesterov, Half half);
+
+// Each level's instance of adam_master_body.h.
+namespace avx512 {
+void adam_master_step(float* master, float* m, float* v, const std::uint16_t* grad, std::uint16_t* out,
+                      std::size_t n, const AdamCoeffs& k, const GradPrep& p, bool nesterov, Half half);
+}
+namespace avx2 {
+void adam_master_step(float* master, float* m, float* v, const std::uint16_t* grad, std::uint16_t* out,
+                      std::size_t n, const AdamCoeffs& k, const GradPrep& p, bool nesterov, Half half);
+}
+namespace scalar {
+void adam_master_step(float* master, float* m, float* v, const std::uint16_t* grad, std::uint16_t* out,
+                      std::size_t n, const AdamCoeffs& k, const GradPrep& p, bool nesterov, Half half);
+}
+
+// The whole pass over n elements at the active level, split over the pool's threads. The caller has
+// checked sizes, aliasing and beta1_power != 1. `out` may be the 16-bit parameter itself.
+void adam_master_run(float* master, float* m, float* v, const std::uint16_t* grad, std::uint16_t* out, std::size_t n,
+                     const AdamHyper& h, const GradPrep& p, Half half, bool use_locking);
+
+}  // namespace mso

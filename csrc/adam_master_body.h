@@ -1,0 +1,116 @@
+// The 16-bit-parameter pass, written once for every level on top of adam_body.h's step.
+//
+// Included by each level's file right after adam_body.h, in the same namespace (no include guard, as
+// adam_body.h). Besides adam_body.h's operations, Vec provides full-register 16-bit loads and stores:
+// load_f16/store_f16 and load_bf16/store_bf16 (widening exactly; narrowing to nearest even, with the
+// bits of half.h at every level). The tail goes through a zero-filled stack copy of the 16-bit lanes,
+// since x86 has no masked 16-bit load below AVX512BW.
+#ifndef MSO_LEVEL
+#error "define MSO_LEVEL and its Vec, and include adam_body.h, before including adam_master_body.h"
+#endif
+
+namespace mso {
+namespace MSO_LEVEL {
+namespace {
+
+template <Half kHalf>
+struct Narrow {
+  static Reg load(const std::uint16_t* p) { return kHalf == Half::kFloat16 ? Vec::load_f16(p) : Vec::load_bf16(p); }
+  static void store(std::uint16_t* p, Reg x) {
+    if (kHalf == Half::kFloat16) {
+      Vec::store_f16(p, x);
+    } else {
+      Vec::store_bf16(p, x);
+    }
+  }
+};
+
+struct Prep {
+  Reg weight_decay, grad_scale;
+  bool far;  // the chunk is long enough to prefetch ahead (AdamCoeffs::prefetch_min)
+};
+
+// g as the float32 path sees it after decay_weight and scale_grad, then Adam, then master += step
+// rounded as assign_add would.
+template <bool kNesterov, bool kDecay, bool kUnscale>
+inline void master_step(const Consts& k, const Prep& p, Reg g, Reg& w, Reg& m, Reg& v) {
+  if (kDecay) g = Vec::add(Vec::mul(w, p.weight_decay), g);
+  if (kUnscale) g = Vec::mul(g, p.grad_scale);
+  w = Vec::add(w, step<kNesterov>(k, g, m, v));
+}
+
+template <Half kHalf, bool kNesterov, bool kDecay, bool kUnscale>
+void run_master(float* w, float* m, float* v, const std::uint16_t* g, std::uint16_t* out, std::size_t n,
+                const Consts& k, const Prep& p) {
+  constexpr std::size_t width = Vec::kWidth;
+  const bool far = p.far;
+  std::size_t i = 0;
+  for (; i + width <= n; i += width) {
+    if (far) {
+      Vec::prefetch(reinterpret_cast<const float*>(g + i + kPrefetchAhead));
+      Vec::prefetch(w + i + kPrefetchAhead);
+      Vec::prefetch(m + i + kPrefetchAhead);
+      Vec::prefetch(v + i + kPrefetchAhead);
+    }
+    Reg wv = Vec::load(w + i);
+    Reg mv = Vec::load(m + i);
+    Reg vv = Vec::load(v + i);
+    master_step<kNesterov, kDecay, kUnscale>(k, p, Narrow<kHalf>::load(g + i), wv, mv, vv);
+    Vec::store(w + i, wv);
+    Vec::store(m + i, mv);
+    Vec::store(v + i, vv);
+    Narrow<kHalf>::store(out + i, wv);
+  }
+  if (i < n) {  // fewer than a register: the same instructions on the lanes that exist
+    const std::size_t rest = n - i;
+    const auto lanes = Vec::first(rest);
+    std::uint16_t g16[width] = {};
+    std::uint16_t out16[width];
+    std::memcpy(g16, g + i, rest * sizeof(std::uint16_t));
+    Reg wv = Vec::load(w + i, lanes);
+    Reg mv = Vec::load(m + i, lanes);
+    Reg vv = Vec::load(v + i, lanes);
+    master_step<kNesterov, kDecay, kUnscale>(k, p, Narrow<kHalf>::load(g16), wv, mv, vv);
+    Vec::store(w + i, wv, lanes);
+    Vec::store(m + i, mv, lanes);
+    Vec::store(v + i, vv, lanes);
+    Narrow<kHalf>::store(out16, wv);
+    std::memcpy(out + i, out16, rest * sizeof(std::uint16_t));
+  }
+}
+
+template <Half kHalf, bool kNesterov>
+void run_master_prep(float* w, float* m, float* v, const std::uint16_t* g, std::uint16_t* out, std::size_t n,
+                     const Consts& k, const Prep& p, const GradPrep& gp) {
+  if (gp.decay) {
+    gp.unscale ? run_master<kHalf, kNesterov, true, true>(w, m, v, g, out, n, k, p)
+               : run_master<kHalf, kNesterov, true, false>(w, m, v, g, out, n, k, p);
+  } else {
+    gp.unscale ? run_master<kHalf, kNesterov, false, true>(w, m, v, g, out, n, k, p)
+               : run_master<kHalf, kNesterov, false, false>(w, m, v, g, out, n, k, p);
+  }
+}
+
+template <Half kHalf>
+void run_master_half(float* w, float* m, float* v, const std::uint16_t* g, std::uint16_t* out, std::size_t n,
+                     const Consts& k, const Prep& p, const GradPrep& gp, bool nesterov) {
+  nesterov ? run_master_prep<kHalf, true>(w, m, v, g, out, n, k, p, gp)
+           : run_master_prep<kHalf, false>(w, m, v, g, out, n, k, p, gp);
+}
+
+}  // namespace
+
+void adam_master_step(float* master, float* m, float* v, const std::uint16_t* grad, std::uint16_t* out,
+                      std::size_t n, const AdamCoeffs& c, const GradPrep& gp, bool nesterov, Half half) {
+  const Consts k{Vec::set1(c.beta1),           Vec::set1(c.beta2),  Vec::set1(c.one_minus_beta1),
+                 Vec::set1(c.one_minus_beta2), Vec::set1(c.neg_lr), Vec::set1(c.eps)};
+  const Prep p{Vec::set1(gp.weight_decay), Vec::set1(gp.grad_scale), n >= c.prefetch_min};
+  if (half == Half::kFloat16) {
+    run_master_half<Half::kFloat16>(master, m, v, grad, out, n, k, p, gp, nesterov);
+  } else {
+    run_master_half<Half::kBFloat16>(master, m, v, grad, out, n, k, p, gp, nesterov);
+  }
+}
+
+}  // namespace MSO_LEVEL
+}  // namespace mso

@@ -1,0 +1,97 @@
+// The aot entry points for 16-bit parameters with float32 master weights (see custom_op.cpp for the
+// float32 ones; MindSpore's ops.Custom(func_type="aot") calls them on the CPU backend).
+//
+// AdamOffloadMaster[Nesterov][Locked][Decay][Unscale]: a float16 or bfloat16 parameter with a float32
+//   master. Inputs, in this order: master, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2,
+//   eps, weight_decay, grad_scale (float32), gradient (float16 or bfloat16); output: the new parameter,
+//   of the gradient's dtype. master, moment1 and moment2 are updated in place. With Decay the gradient
+//   is first g = master * weight_decay + g, with Unscale then g = g * grad_scale, both in float32
+//   (MindSpore's decay_weight and scale_grad on a float32 parameter).
+// AdamOffloadMasterApply[...]: for a parameter in host memory (the CPU backend): the parameter (float16
+//   or bfloat16) first, then the twelve above; output: one float32 (0). The parameter is written in place
+//   with the new 16-bit value (MindSpore's CPU backend has no bfloat16 Assign to do it in the graph).
+// Return codes (MindSpore reports a non-zero code as a failed launch):
+//   0 success
+//   1 not 13 inputs and outputs (14 for Apply)
+//   2 a float32 input is not float32; the gradient is not float16/bfloat16; the parameter, the gradient
+//     and (without Apply) the output differ in dtype; Apply's output is not float32
+//   3 master, moment1, moment2, gradient and the parameter or output differ in element count, or a
+//     scalar input is empty
+//   4 beta1_power is 1 (no step has been taken: the bias correction divides by zero)
+#include <cstdint>
+#include <cstring>
+#include <initializer_list>
+
+#include "adam_master.h"
+
+namespace {
+
+std::int64_t elements(int ndim, const std::int64_t* shape) {
+  std::int64_t count = 1;
+  for (int i = 0; i < ndim; ++i) count *= shape[i];
+  return count;
+}
+
+enum MasterSlot { kW, kMm, kMv, kMb1p, kMb2p, kMlr, kMb1, kMb2, kMeps, kMwd, kMscale, kMgrad, kMout, kMasterSlots };
+
+int adam_offload_master(int nparam, void** params, int* ndims, std::int64_t** shapes, const char** dtypes,
+                        bool nesterov, bool use_locking, bool decay, bool unscale, bool apply) {
+  if (nparam != kMasterSlots + (apply ? 1 : 0)) return 1;
+  const char* half = dtypes[apply ? 0 : nparam - 1];  // the parameter's dtype: the 16-bit result's
+  if (half == nullptr || (std::strcmp(half, "float16") != 0 && std::strcmp(half, "bfloat16") != 0)) return 2;
+  std::uint16_t* param = nullptr;
+  std::int64_t param_n = 0;
+  if (apply) {  // the parameter comes first, written in place; the rest is laid out as without it
+    param = static_cast<std::uint16_t*>(params[0]);
+    param_n = elements(ndims[0], shapes[0]);
+    ++params, ++ndims, ++shapes, ++dtypes;
+  }
+  for (int i = 0; i < kMgrad; ++i) {
+    if (dtypes[i] == nullptr || std::strcmp(dtypes[i], "float32") != 0) return 2;
+  }
+  if (dtypes[kMgrad] == nullptr || std::strcmp(dtypes[kMgrad], half) != 0) return 2;
+  if (dtypes[kMout] == nullptr || std::strcmp(dtypes[kMout], apply ? "float32" : half) != 0) return 2;
+  const std::int64_t n = elements(ndims[kW], shapes[kW]);
+  for (int slot : {kMm, kMv, kMgrad}) {
+    if (elements(ndims[slot], shapes[slot]) != n) return 3;
+  }
+  if (apply ? param_n != n || elements(ndims[kMout], shapes[kMout]) < 1 : elements(ndims[kMout], shapes[kMout]) != n) {
+    return 3;
+  }
+  for (int i = kMb1p; i <= kMscale; ++i) {
+    if (elements(ndims[i], shapes[i]) < 1) return 3;
+  }
+  auto scalar = [&](int slot) { return *static_cast<const float*>(params[slot]); };
+  const mso::AdamHyper h{scalar(kMlr), scalar(kMb1), scalar(kMb2), scalar(kMeps), scalar(kMb1p), scalar(kMb2p), nesterov};
+  if (h.beta1_power == 1.0f) return 4;
+  const mso::GradPrep prep{scalar(kMwd), scalar(kMscale), decay, unscale};
+  if (apply) *static_cast<float*>(params[kMout]) = 0.0f;
+  mso::adam_master_run(static_cast<float*>(params[kW]), static_cast<float*>(params[kMm]),
+                       static_cast<float*>(params[kMv]), static_cast<const std::uint16_t*>(params[kMgrad]),
+                       apply ? param : static_cast<std::uint16_t*>(params[kMout]), static_cast<std::size_t>(n), h,
+                       prep, std::strcmp(half, "float16") == 0 ? mso::Half::kFloat16 : mso::Half::kBFloat16,
+                       use_locking);
+  return 0;
+}
+
+}  // namespace
+
+#define MSO_MASTER_ENTRY(name, nesterov, use_locking, decay, unscale, apply)                                   \
+  extern "C" __attribute__((visibility("default"))) int name(int nparam, void** params, int* ndims,             \
+                                                             std::int64_t** shapes, const char** dtypes,       \
+                                                             void* /*stream*/, void* /*extra*/) {              \
+    return adam_offload_master(nparam, params, ndims, shapes, dtypes, nesterov, use_locking, decay, unscale, apply); \
+  }
+#define MSO_MASTER_ENTRIES(kind, apply, suffix, decay, unscale)                                 \
+  MSO_MASTER_ENTRY(kind##suffix, false, false, decay, unscale, apply)                           \
+  MSO_MASTER_ENTRY(kind##Nesterov##suffix, true, false, decay, unscale, apply)                  \
+  MSO_MASTER_ENTRY(kind##Locked##suffix, false, true, decay, unscale, apply)                    \
+  MSO_MASTER_ENTRY(kind##NesterovLocked##suffix, true, true, decay, unscale, apply)
+#define MSO_MASTER_KIND(kind, apply)                \
+  MSO_MASTER_ENTRIES(kind, apply, , false, false)   \
+  MSO_MASTER_ENTRIES(kind, apply, Decay, true, false) \
+  MSO_MASTER_ENTRIES(kind, apply, Unscale, false, true) \
+  MSO_MASTER_ENTRIES(kind, apply, DecayUnscale, true, true)
+
+MSO_MASTER_KIND(AdamOffloadMaster, false)
+MSO_MASTER_KIND(AdamOffloadMasterApply, true)
