@@ -1,6 +1,7 @@
 // One Adam step over a whole buffer: coefficients, level, threads and the optional lock.
 #include <xmmintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <mutex>
@@ -47,14 +48,15 @@ AdamCoeffs adam_coeffs(const AdamHyper& h) {
 }
 
 void adam_run(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamHyper& h,
-              bool use_locking, bool apply) {
+              bool use_locking, bool apply, std::size_t leftover_from) {
   if (n == 0) return;
   const Tuning t = tuning();
   const bool stream = n >= t.stream_min && (reinterpret_cast<std::uintptr_t>(out) & 3) == 0;
   const Output output = apply ? Output::kApply : stream ? Output::kStream : Output::kStore;
   Job job{m, v, grad, out, adam_coeffs(h), kernel_for(active_isa()), h.nesterov, output, _mm_getcsr()};
   // MindSpore's body covers whole groups of 8 from the start; the rest it rounds its own way.
-  const std::size_t body = n - n % kMindSporeVectorWidth;
+  const std::size_t body =
+      leftover_from == kWholeTensor ? n - n % kMindSporeVectorWidth : std::min(leftover_from, n);
   std::unique_lock<std::mutex> lock;
   if (use_locking) lock = std::unique_lock<std::mutex>(lock_for(m));
   parallel_for(body, t.grain, run_chunk, &job);

@@ -66,10 +66,15 @@ constexpr std::size_t kMindSporeVectorWidth = 8;
 void adam_leftover(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& k,
                    bool nesterov, bool apply);
 
+// `leftover_from` for a whole tensor: its last n mod 8 elements get MindSpore's scalar rounding.
+constexpr std::size_t kWholeTensor = ~std::size_t{0};
+
 // The whole step: coefficients, level, threads, optional lock on this state. Writes the delta to
-// `out`, or with apply=true adds it to `out` (the parameter).
+// `out`, or with apply=true adds it to `out` (the parameter). Elements from `leftover_from` on (at most
+// n) are rounded as MindSpore rounds a tensor's leftovers; a slice of a tensor passes where the whole
+// tensor's leftovers fall in it (n: none), so slices give the whole tensor's bits.
 // The caller has checked the sizes, the aliasing and that beta1_power != 1.
 void adam_run(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamHyper& h,
-              bool use_locking, bool apply = false);
+              bool use_locking, bool apply = false, std::size_t leftover_from = kWholeTensor);
 
 }  // namespace mso

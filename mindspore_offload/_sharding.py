@@ -119,7 +119,7 @@ step = C.MultitypeFuncGraph("mindspore_offload_sharded_step")
 @step.register("Function", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor",
                "Tensor")
 def _sharded_step(host_adam, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param, moment1, moment2):
-    """Step kind "sliced": the whole delta, computed a slice a rank. The host op (the "delta" entry point)
+    """Step kind "sliced": the whole delta, computed a slice a rank. The host op (the "Slice" entry point)
     runs on this rank's slice of the gradient and moments; the gather rebuilds the whole delta on every
     rank, and the graph adds it to the parameter."""
     size = gradient.size
@@ -130,7 +130,11 @@ def _sharded_step(host_adam, beta1_power, beta2_power, beta1, beta2, eps, lr, gr
     # graph, or the collectives of different parameters can run in a different order on each.
     if _RANKS * k > size:  # shapes are constants: decided at compile time
         piece = ops.concat((piece, ops.zeros((_RANKS * k - size,), gradient.dtype)))
-    piece = host_adam(moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, piece[start:start + k])
+    # The whole tensor's last size mod 8 elements are rounded as MindSpore rounds its leftovers; tell the
+    # kernel where they fall in this slice (k: not in it), so the slices give the whole tensor's bits.
+    leftover_from = min(max(size - size % 8 - start, 0), k)
+    piece = host_adam(ops.scalar_to_tensor(leftover_from, mstype.int64), moment1, moment2, beta1_power,
+                      beta2_power, lr, beta1, beta2, eps, piece[start:start + k])
     delta = _GATHER(piece)[:size].reshape(gradient.shape)
     return F.depend(True, F.assign_add(param, delta))
 

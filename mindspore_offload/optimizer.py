@@ -57,12 +57,14 @@ class StepKind:
 
     graph_step: the MultitypeFuncGraph called for the parameter (arguments as ``_ARGS``).
     entry: the kernel's custom-op entry point, without its "Nesterov"/"Locked" suffixes.
-    takes_param: whether the host op receives the parameter as its first input (and writes it).
+    lead: what the host op takes before the nine inputs every kind shares: None, "param" (it writes the
+        parameter in place and returns a one-float placeholder) or "leftover_from" (an int64 index: a slice
+        of a tensor, told where the tensor's own leftover elements fall; see csrc/custom_op.cpp).
     """
 
     graph_step: C.MultitypeFuncGraph
     entry: str
-    takes_param: bool
+    lead: str = None
 
 
 _master_elsewhere = C.MultitypeFuncGraph("mindspore_offload_master_elsewhere")
@@ -75,11 +77,11 @@ def _(host_adam, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, para
 
 
 STEP_KINDS = {
-    "delta": StepKind(_delta_on_device, "AdamOffloadStep", takes_param=False),
-    "host": StepKind(_applied_on_host, "AdamOffloadApply", takes_param=True),
-    "master": StepKind(_master_elsewhere, "AdamOffloadStep", takes_param=False),  # its op is never called
+    "delta": StepKind(_delta_on_device, "AdamOffloadStep"),
+    "host": StepKind(_applied_on_host, "AdamOffloadApply", lead="param"),
+    "master": StepKind(_master_elsewhere, "AdamOffloadStep"),  # its op is never called
     # shard_state=True: this rank's slice of the moments, the whole delta gathered (_sharding.py).
-    "sliced": StepKind(_sharding.step, "AdamOffloadStep", takes_param=False),
+    "sliced": StepKind(_sharding.step, "AdamOffloadSlice", lead="leftover_from"),
 }
 
 _take_step = C.MultitypeFuncGraph("mindspore_offload_take_step")
@@ -108,13 +110,13 @@ def _host_adam_op(kind, use_nesterov, use_locking, cls_name, guard):
     library = kernel.library_path()
     entry = kind.entry + ("Nesterov" if use_nesterov else "") + ("Locked" if use_locking else "")
     # Shapes and dtypes are checked when the graph is compiled, before any state is touched; the inputs
-    # after the parameter (if the op takes it) are laid out the same for every kind.
-    skip = 1 if kind.takes_param else 0
+    # after the lead one (if the op takes one) are laid out the same for every kind.
+    skip = 0 if kind.lead is None else 1
 
     def out_shape(*shapes):
         guard()  # _contiguous.CompileGuard: runs at every compile, before the graph does anything
         check.check_gradient_shapes(shapes[skip:], cls_name)
-        return [1] if kind.takes_param else shapes[-1]
+        return [1] if kind.lead == "param" else shapes[-1]
 
     def out_dtype(*dtypes):
         check.check_gradient_dtypes(dtypes[skip:], cls_name)

@@ -100,3 +100,34 @@ def test_error_codes_leave_state_untouched(case, code):
     before = [a.copy() for a in arrays[:2]]
     assert call(ENTRIES[0], arrays, dtypes) == code
     assert all(np.array_equal(a, b) for a, b in zip(arrays[:2], before))
+
+
+@pytest.mark.parametrize("entry", [e.replace("Step", "Slice") for e in ENTRIES])
+@pytest.mark.parametrize("size, ranks", [(1, 2), (7, 2), (13, 3), (17, 2), (20, 3), (23, 4), (1023, 2), (4099, 3)])
+def test_slices_give_the_whole_tensors_bits(entry, size, ranks):
+    """shard_state's layout: each rank runs the Slice entry point on its zero-padded ceil(size/ranks) slice,
+    told where the whole tensor's last size mod 8 elements (MindSpore's leftovers) fall in it. Together the
+    slices must give the Step entry point's moments and delta on the whole tensor, bit for bit; (13, 3) has
+    the leftovers straddle two slices."""
+    whole = make(size, nesterov="Nesterov" in entry)
+    step_entry = entry.replace("Slice", "Step")
+    sliced = [a.copy() for a in whole]
+    assert call(step_entry, whole) == 0
+    k = -(-size // ranks)
+    pad = lambda a: np.concatenate([a, np.zeros(ranks * k - size, np.float32)])  # noqa: E731
+    m, v, g = pad(sliced[0]), pad(sliced[1]), pad(sliced[8])
+    delta = np.empty(ranks * k, np.float32)
+    for rank in range(ranks):
+        part = slice(rank * k, (rank + 1) * k)
+        leftover_from = np.array([min(max(size - size % 8 - rank * k, 0), k)], np.int64)
+        arrays = [leftover_from, m[part].copy(), v[part].copy()] + sliced[2:8] + [g[part].copy(), np.empty(k, np.float32)]
+        assert call(entry, arrays) == 0
+        m[part], v[part], delta[part] = arrays[1], arrays[2], arrays[10]
+    for name, got, expected in (("moment1", m[:size], whole[0]), ("moment2", v[:size], whole[1]),
+                                ("delta", delta[:size], whole[9])):
+        assert np.array_equal(got.view(np.uint32), expected.view(np.uint32)), name
+
+
+def test_slice_entry_refuses_a_float_leftover_index():
+    arrays = make(16)
+    assert call("AdamOffloadSlice", [np.array([8.0], np.float32)] + arrays) == 2
