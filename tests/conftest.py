@@ -19,6 +19,17 @@ def graph_mode(tmp_path, monkeypatch):
     ms.set_context(mode=mode)
 
 
+@pytest.fixture(autouse=True)
+def restore_kernel_settings():
+    """Every test leaves the kernel's level and thread count as it found them (many force both)."""
+    from mindspore_offload import kernel
+
+    isa, threads = kernel.active_isa(), kernel.get_num_threads()
+    yield
+    kernel.set_isa(isa)
+    kernel.set_num_threads(threads)
+
+
 @pytest.fixture
 def lab(monkeypatch):
     """kernel.* running on the lab build (mindspore_offload._bench: the same kernel sources, plus size

@@ -10,14 +10,6 @@ HYPER = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)
 STEPS = 4
 
 
-@pytest.fixture(autouse=True)
-def restore_kernel_settings():
-    isa, threads = kernel.active_isa(), kernel.get_num_threads()
-    yield
-    kernel.set_isa(isa)
-    kernel.set_num_threads(threads)
-
-
 def make_state(n, seed):
     rng = np.random.default_rng(seed)
     grad = rng.standard_normal(n).astype(np.float32)

@@ -20,14 +20,6 @@ STEPS = 3
 HYPER = dict(lr=1.0, beta1=0.9, beta2=0.999, eps=1e-8)
 
 
-@pytest.fixture(autouse=True)
-def restore_kernel_settings():
-    isa, threads = kernel.active_isa(), kernel.get_num_threads()
-    yield
-    kernel.set_isa(isa)
-    kernel.set_num_threads(threads)
-
-
 def powers(t):
     b1, b2 = np.float32(HYPER["beta1"]), np.float32(HYPER["beta2"])
     return dict(beta1_power=b1**t, beta2_power=b2**t)

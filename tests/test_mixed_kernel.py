@@ -14,28 +14,6 @@ STEPS = 3
 PREPS = [(None, None), (0.01 * 128.0, 1.0 / 128.0)]
 
 
-@pytest.fixture(autouse=True)
-def restore_kernel_settings():
-    isa, threads = kernel.active_isa(), kernel.get_num_threads()
-    yield
-    kernel.set_isa(isa)
-    kernel.set_num_threads(threads)
-
-
-@pytest.fixture
-def lab(monkeypatch):
-    """kernel.* on the lab build (mindspore_offload._bench, same kernel sources, settable thresholds), so
-    small arrays can be split over threads; as in test_kernel.py."""
-    bench = pytest.importorskip("mindspore_offload._bench",
-                                reason="the lab build is made by `make test` or MINDSPORE_OFFLOAD_BENCH=1")
-    saved = bench.get_tuning(), bench.active_isa(), bench.get_num_threads()
-    monkeypatch.setattr(kernel, "_C", bench)
-    yield bench
-    bench.set_tuning(**saved[0])
-    bench.set_isa(saved[1])
-    bench.set_num_threads(saved[2])
-
-
 def to_bfloat16_bits(x):
     """Round-to-nearest-even float32 -> bfloat16 bits in NumPy integer code (NaN: quiet, top payload)."""
     bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32).astype(np.uint64)

@@ -32,14 +32,6 @@ BAD = {"nan": np.float32("nan"), "inf": np.float32("inf"), "-inf": np.float32("-
 POISONED = {"nan": ("nan", "nan", "nan"), "inf": ("+inf", "+inf", "nan"), "-inf": ("-inf", "+inf", "nan")}
 
 
-@pytest.fixture(autouse=True)
-def restore_kernel_settings():
-    isa, threads = kernel.active_isa(), kernel.get_num_threads()
-    yield
-    kernel.set_isa(isa)
-    kernel.set_num_threads(threads)
-
-
 def positions(n):
     return sorted({p for p in (0, 1, 15, 16, 17, n // 2, n - 1) if 0 <= p < n})
 
