@@ -11,9 +11,11 @@
 
 #pragma GCC push_options
 #pragma GCC target("avx512f")
-// GCC 12 warns inside its own masked-load intrinsics (the undefined pass-through lanes it zeroes).
+// GCC 12 warns inside its own intrinsics (the undefined pass-through lanes of masked loads and of the
+// 16-bit conversions, which the intrinsics overwrite).
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 namespace mso {
 namespace avx512 {

@@ -39,27 +39,43 @@ inline void master_step(const Consts& k, const Prep& p, Reg g, Reg& w, Reg& m, R
   w = Vec::add(w, step<kNesterov>(k, g, m, v));
 }
 
+// kCount whole registers of every stream, all loads before any store, as adam_body.h's block(): the
+// loads of a block are in flight together while the divide/sqrt unit works.
+template <Half kHalf, bool kNesterov, bool kDecay, bool kUnscale, std::size_t kCount = kBlock>
+inline void master_block(const Consts& k, const Prep& p, float* w, float* m, float* v, const std::uint16_t* g,
+                         std::uint16_t* out) {
+  constexpr std::size_t width = Vec::kWidth;
+  Reg gs[kCount], ws[kCount], ms[kCount], vs[kCount];
+  for (std::size_t b = 0; b < kCount; ++b) gs[b] = Narrow<kHalf>::load(g + b * width);
+  for (std::size_t b = 0; b < kCount; ++b) ws[b] = Vec::load(w + b * width);
+  for (std::size_t b = 0; b < kCount; ++b) ms[b] = Vec::load(m + b * width);
+  for (std::size_t b = 0; b < kCount; ++b) vs[b] = Vec::load(v + b * width);
+  for (std::size_t b = 0; b < kCount; ++b) master_step<kNesterov, kDecay, kUnscale>(k, p, gs[b], ws[b], ms[b], vs[b]);
+  for (std::size_t b = 0; b < kCount; ++b) Vec::store(w + b * width, ws[b]);
+  for (std::size_t b = 0; b < kCount; ++b) Vec::store(m + b * width, ms[b]);
+  for (std::size_t b = 0; b < kCount; ++b) Vec::store(v + b * width, vs[b]);
+  for (std::size_t b = 0; b < kCount; ++b) Narrow<kHalf>::store(out + b * width, ws[b]);
+}
+
 template <Half kHalf, bool kNesterov, bool kDecay, bool kUnscale>
 void run_master(float* w, float* m, float* v, const std::uint16_t* g, std::uint16_t* out, std::size_t n,
                 const Consts& k, const Prep& p) {
   constexpr std::size_t width = Vec::kWidth;
   const bool far = p.far;
   std::size_t i = 0;
-  for (; i + width <= n; i += width) {
+  for (; i + kBlock * width <= n; i += kBlock * width) {
     if (far) {
-      Vec::prefetch(reinterpret_cast<const float*>(g + i + kPrefetchAhead));
-      Vec::prefetch(w + i + kPrefetchAhead);
-      Vec::prefetch(m + i + kPrefetchAhead);
-      Vec::prefetch(v + i + kPrefetchAhead);
+      for (std::size_t line = 0; line < kBlock * width; line += 16) {  // one prefetch per 64-byte line
+        Vec::prefetch(reinterpret_cast<const float*>(g + i + kPrefetchAhead + line));
+        Vec::prefetch(w + i + kPrefetchAhead + line);
+        Vec::prefetch(m + i + kPrefetchAhead + line);
+        Vec::prefetch(v + i + kPrefetchAhead + line);
+      }
     }
-    Reg wv = Vec::load(w + i);
-    Reg mv = Vec::load(m + i);
-    Reg vv = Vec::load(v + i);
-    master_step<kNesterov, kDecay, kUnscale>(k, p, Narrow<kHalf>::load(g + i), wv, mv, vv);
-    Vec::store(w + i, wv);
-    Vec::store(m + i, mv);
-    Vec::store(v + i, vv);
-    Narrow<kHalf>::store(out + i, wv);
+    master_block<kHalf, kNesterov, kDecay, kUnscale>(k, p, w + i, m + i, v + i, g + i, out + i);
+  }
+  for (; i + width <= n; i += width) {  // fewer than kBlock whole registers left
+    master_block<kHalf, kNesterov, kDecay, kUnscale, 1>(k, p, w + i, m + i, v + i, g + i, out + i);
   }
   if (i < n) {  // fewer than a register: the same instructions on the lanes that exist
     const std::size_t rest = n - i;
