@@ -1,6 +1,4 @@
 // One Adam step over a whole buffer: coefficients, level, threads and the optional lock.
-#include <xmmintrin.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -28,15 +26,11 @@ struct Job {
   AdamKernel kernel;
   bool nesterov;
   Output output;
-  unsigned csr;  // the caller's floating-point control word, so workers round as it does
 };
 
 void run_chunk(void* ctx, std::size_t begin, std::size_t len) {
   const Job& j = *static_cast<const Job*>(ctx);
-  const unsigned saved = _mm_getcsr();
-  _mm_setcsr(j.csr);
   j.kernel(j.m + begin, j.v + begin, j.grad + begin, j.out + begin, len, j.k, j.nesterov, j.output);
-  _mm_setcsr(saved);
 }
 
 }  // namespace
@@ -53,7 +47,7 @@ void adam_run(float* m, float* v, const float* grad, float* out, std::size_t n, 
   const Tuning t = tuning();
   const bool stream = n >= t.stream_min && (reinterpret_cast<std::uintptr_t>(out) & 3) == 0;
   const Output output = apply ? Output::kApply : stream ? Output::kStream : Output::kStore;
-  Job job{m, v, grad, out, adam_coeffs(h), kernel_for(active_isa()), h.nesterov, output, _mm_getcsr()};
+  Job job{m, v, grad, out, adam_coeffs(h), kernel_for(active_isa()), h.nesterov, output};
   // MindSpore's body covers whole groups of 8 from the start; the rest it rounds its own way.
   const std::size_t body =
       leftover_from == kWholeTensor ? n - n % kMindSporeVectorWidth : std::min(leftover_from, n);

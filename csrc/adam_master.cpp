@@ -1,8 +1,6 @@
 // The 16-bit-parameter pass over a whole buffer: level, threads and the optional lock, as adam.cpp.
 #include "adam_master.h"
 
-#include <xmmintrin.h>
-
 #include <cstdint>
 #include <mutex>
 
@@ -38,16 +36,12 @@ struct Job {
   MasterKernel kernel;
   bool nesterov;
   Half half;
-  unsigned csr;  // the caller's floating-point control word, so workers round as it does
 };
 
 void run_chunk(void* ctx, std::size_t begin, std::size_t len) {
   const Job& j = *static_cast<const Job*>(ctx);
-  const unsigned saved = _mm_getcsr();
-  _mm_setcsr(j.csr);
   j.kernel(j.master + begin, j.m + begin, j.v + begin, j.grad + begin, j.out + begin, len, j.k, j.prep, j.nesterov,
            j.half);
-  _mm_setcsr(saved);
 }
 
 // The last n mod 8 elements, as the float32 path rounds them (adam_leftover.cpp: MindSpore's scalar
@@ -70,7 +64,7 @@ void master_leftover(float* w, float* m, float* v, const std::uint16_t* g, std::
 void adam_master_run(float* master, float* m, float* v, const std::uint16_t* grad, std::uint16_t* out, std::size_t n,
                      const AdamHyper& h, const GradPrep& p, Half half, bool use_locking) {
   if (n == 0) return;
-  Job job{master, m, v, grad, out, adam_coeffs(h), p, master_kernel_for(active_isa()), h.nesterov, half, _mm_getcsr()};
+  Job job{master, m, v, grad, out, adam_coeffs(h), p, master_kernel_for(active_isa()), h.nesterov, half};
   std::unique_lock<std::mutex> lock;
   if (use_locking) lock = std::unique_lock<std::mutex>(lock_for(m));
   const std::size_t body = n - n % kMindSporeVectorWidth;

@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <xmmintrin.h>
 
 #include <algorithm>
 #include <atomic>
@@ -152,12 +153,17 @@ struct Ranges {
   std::size_t chunk;
   RangeFn fn;
   void* ctx;
+  unsigned csr;  // the caller's floating-point control word (rounding, FTZ/DAZ)
 };
 
 void run_range(void* ctx, int index) {
   const Ranges& r = *static_cast<const Ranges*>(ctx);
   const std::size_t begin = static_cast<std::size_t>(index) * r.chunk;
-  if (begin < r.n) r.fn(r.ctx, begin, std::min(r.chunk, r.n - begin));
+  if (begin >= r.n) return;
+  const unsigned saved = _mm_getcsr();  // a worker computes as the caller would, then restores its own
+  _mm_setcsr(r.csr);
+  r.fn(r.ctx, begin, std::min(r.chunk, r.n - begin));
+  _mm_setcsr(saved);
 }
 
 }  // namespace
@@ -170,7 +176,7 @@ void parallel_for(std::size_t n, std::size_t grain, RangeFn fn, void* ctx) {
     fn(ctx, 0, n);
     return;
   }
-  Ranges ranges{n, ((n + tasks - 1) / tasks + 15) / 16 * 16, fn, ctx};
+  Ranges ranges{n, ((n + tasks - 1) / tasks + 15) / 16 * 16, fn, ctx, _mm_getcsr()};
   parallel_run(tasks, run_range, &ranges);
 }
 

@@ -18,7 +18,9 @@ void parallel_run(int count, TaskFn fn, void* ctx);
 // Runs fn(ctx, begin, len) over [0, n) split into equal chunks whose lengths are multiples of 16
 // elements, one chunk per thread, but no chunk shorter than about `grain` elements. For float arrays
 // that start 64-byte aligned, no two threads then write the same cache line; otherwise each seam may
-// share one (slower, still correct). With a single chunk, fn(ctx, 0, n) runs directly on the calling thread.
+// share one (slower, still correct). With a single chunk, fn(ctx, 0, n) runs directly on the calling thread;
+// otherwise every chunk runs under the caller's floating-point control word (MXCSR), so its rounding
+// and denormal handling do not depend on which thread took the chunk.
 void parallel_for(std::size_t n, std::size_t grain, RangeFn fn, void* ctx);
 
 }  // namespace mso
