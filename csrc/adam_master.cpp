@@ -1,6 +1,7 @@
 // The 16-bit-parameter pass over a whole buffer: level, threads and the optional lock, as adam.cpp.
 #include "adam_master.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <mutex>
 
@@ -62,12 +63,13 @@ void master_leftover(float* w, float* m, float* v, const std::uint16_t* g, std::
 }  // namespace
 
 void adam_master_run(float* master, float* m, float* v, const std::uint16_t* grad, std::uint16_t* out, std::size_t n,
-                     const AdamHyper& h, const GradPrep& p, Half half, bool use_locking) {
+                     const AdamHyper& h, const GradPrep& p, Half half, bool use_locking, std::size_t leftover_from) {
   if (n == 0) return;
   Job job{master, m, v, grad, out, adam_coeffs(h), p, master_kernel_for(active_isa()), h.nesterov, half};
   std::unique_lock<std::mutex> lock;
   if (use_locking) lock = std::unique_lock<std::mutex>(lock_for(m));
-  const std::size_t body = n - n % kMindSporeVectorWidth;
+  const std::size_t body =
+      leftover_from == kWholeTensor ? n - n % kMindSporeVectorWidth : std::min(leftover_from, n);
   parallel_for(body, tuning().grain, run_chunk, &job);
   master_leftover(master + body, m + body, v + body, grad + body, out + body, n - body, job.k, p, h.nesterov, half);
 }

@@ -41,7 +41,10 @@ void adam_master_step(float* master, float* m, float* v, const std::uint16_t* gr
 
 // The whole pass over n elements at the active level, split over the pool's threads. The caller has
 // checked sizes, aliasing and beta1_power != 1. `out` may be the 16-bit parameter itself.
+// `leftover_from` as adam_run's: a slice of a tensor passes where the whole tensor's last n mod 8
+// elements fall in it, so the slices give the whole tensor's bits (shard_state=True).
 void adam_master_run(float* master, float* m, float* v, const std::uint16_t* grad, std::uint16_t* out, std::size_t n,
-                     const AdamHyper& h, const GradPrep& p, Half half, bool use_locking);
+                     const AdamHyper& h, const GradPrep& p, Half half, bool use_locking,
+                     std::size_t leftover_from = kWholeTensor);
 
 }  // namespace mso

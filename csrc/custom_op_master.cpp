@@ -10,13 +10,21 @@
 // AdamOffloadMasterApply[...]: for a parameter in host memory (the CPU backend): the parameter (float16
 //   or bfloat16) first, then the twelve above; output: one float32 (0). The parameter is written in place
 //   with the new 16-bit value (MindSpore's CPU backend has no bfloat16 Assign to do it in the graph).
+// AdamOffloadMasterSlice[...]: a slice of a tensor's master and moments (shard_state=True): leftover_from
+//   (int64, one element, as AdamOffloadSlice's in custom_op.cpp) first, then the twelve inputs above, all
+//   slices; output: the slice of the new parameter, of the gradient's dtype or int16 (its bits, which
+//   MindSpore's CPU AllGather takes where it does not take bfloat16). Gives the whole tensor's bits.
+// AdamOffloadMasterPut: the parameter (float16 or bfloat16, written in place) and the gathered slices
+//   (its dtype or int16, at least its element count; the padding past it is ignored); output: one
+//   float32 (0). Copies the bits, for the CPU backend, which has no bfloat16 Assign.
 // Return codes (MindSpore reports a non-zero code as a failed launch):
 //   0 success
-//   1 not 13 inputs and outputs (14 for Apply)
+//   1 not 13 inputs and outputs (14 for Apply and Slice, 3 for Put)
 //   2 a float32 input is not float32; the gradient is not float16/bfloat16; the parameter, the gradient
-//     and (without Apply) the output differ in dtype; Apply's output is not float32
+//     and (without Apply) the output differ in dtype (Slice, Put: or int16); Apply's and Put's output is not
+//     float32; leftover_from is not int64
 //   3 master, moment1, moment2, gradient and the parameter or output differ in element count, or a
-//     scalar input is empty
+//     scalar input is empty (Put: fewer gathered elements than the parameter has)
 //   4 beta1_power is 1 (no step has been taken: the bias correction divides by zero)
 #include <cstdint>
 #include <cstring>
@@ -34,23 +42,39 @@ std::int64_t elements(int ndim, const std::int64_t* shape) {
 
 enum MasterSlot { kW, kMm, kMv, kMb1p, kMb2p, kMlr, kMb1, kMb2, kMeps, kMwd, kMscale, kMgrad, kMout, kMasterSlots };
 
+bool is(const char* dtype, const char* name) { return dtype != nullptr && std::strcmp(dtype, name) == 0; }
+
+bool is_half(const char* dtype) { return is(dtype, "float16") || is(dtype, "bfloat16"); }
+
+// What comes before the twelve inputs every master entry shares (as custom_op.cpp's Lead).
+enum class Lead { kNone, kParam, kLeftoverFrom };
+
 int adam_offload_master(int nparam, void** params, int* ndims, std::int64_t** shapes, const char** dtypes,
-                        bool nesterov, bool use_locking, bool decay, bool unscale, bool apply) {
-  if (nparam != kMasterSlots + (apply ? 1 : 0)) return 1;
-  const char* half = dtypes[apply ? 0 : nparam - 1];  // the parameter's dtype: the 16-bit result's
-  if (half == nullptr || (std::strcmp(half, "float16") != 0 && std::strcmp(half, "bfloat16") != 0)) return 2;
+                        bool nesterov, bool use_locking, bool decay, bool unscale, Lead lead) {
+  const bool apply = lead == Lead::kParam;
+  const bool slice = lead == Lead::kLeftoverFrom;
+  if (nparam != kMasterSlots + (lead == Lead::kNone ? 0 : 1)) return 1;
+  // the 16-bit dtype: the parameter's, or (without one) the gradient's
+  const char* half = dtypes[apply ? 0 : nparam - 2];
+  if (!is_half(half)) return 2;
   std::uint16_t* param = nullptr;
   std::int64_t param_n = 0;
+  std::size_t leftover_from = mso::kWholeTensor;
   if (apply) {  // the parameter comes first, written in place; the rest is laid out as without it
     param = static_cast<std::uint16_t*>(params[0]);
     param_n = elements(ndims[0], shapes[0]);
-    ++params, ++ndims, ++shapes, ++dtypes;
+  } else if (slice) {
+    if (!is(dtypes[0], "int64")) return 2;
+    if (elements(ndims[0], shapes[0]) < 1) return 3;
+    const std::int64_t from = *static_cast<const std::int64_t*>(params[0]);
+    leftover_from = from < 0 ? 0 : static_cast<std::size_t>(from);
   }
+  if (lead != Lead::kNone) ++params, ++ndims, ++shapes, ++dtypes;
   for (int i = 0; i < kMgrad; ++i) {
-    if (dtypes[i] == nullptr || std::strcmp(dtypes[i], "float32") != 0) return 2;
+    if (!is(dtypes[i], "float32")) return 2;
   }
-  if (dtypes[kMgrad] == nullptr || std::strcmp(dtypes[kMgrad], half) != 0) return 2;
-  if (dtypes[kMout] == nullptr || std::strcmp(dtypes[kMout], apply ? "float32" : half) != 0) return 2;
+  if (!is(dtypes[kMgrad], half)) return 2;
+  if (!is(dtypes[kMout], apply ? "float32" : half) && !(slice && is(dtypes[kMout], "int16"))) return 2;
   const std::int64_t n = elements(ndims[kW], shapes[kW]);
   for (int slot : {kMm, kMv, kMgrad}) {
     if (elements(ndims[slot], shapes[slot]) != n) return 3;
@@ -69,29 +93,48 @@ int adam_offload_master(int nparam, void** params, int* ndims, std::int64_t** sh
   mso::adam_master_run(static_cast<float*>(params[kW]), static_cast<float*>(params[kMm]),
                        static_cast<float*>(params[kMv]), static_cast<const std::uint16_t*>(params[kMgrad]),
                        apply ? param : static_cast<std::uint16_t*>(params[kMout]), static_cast<std::size_t>(n), h,
-                       prep, std::strcmp(half, "float16") == 0 ? mso::Half::kFloat16 : mso::Half::kBFloat16,
-                       use_locking);
+                       prep, is(half, "float16") ? mso::Half::kFloat16 : mso::Half::kBFloat16, use_locking,
+                       leftover_from);
+  return 0;
+}
+
+int put_gathered(int nparam, void** params, int* ndims, std::int64_t** shapes, const char** dtypes) {
+  if (nparam != 3) return 1;
+  if (!is_half(dtypes[0]) || !(is(dtypes[1], dtypes[0]) || is(dtypes[1], "int16")) || !is(dtypes[2], "float32")) {
+    return 2;
+  }
+  const std::int64_t n = elements(ndims[0], shapes[0]);
+  if (elements(ndims[1], shapes[1]) < n || elements(ndims[2], shapes[2]) < 1) return 3;
+  std::memcpy(params[0], params[1], static_cast<std::size_t>(n) * sizeof(std::uint16_t));
+  *static_cast<float*>(params[2]) = 0.0f;
   return 0;
 }
 
 }  // namespace
 
-#define MSO_MASTER_ENTRY(name, nesterov, use_locking, decay, unscale, apply)                                   \
+#define MSO_MASTER_ENTRY(name, nesterov, use_locking, decay, unscale, lead)                                   \
   extern "C" __attribute__((visibility("default"))) int name(int nparam, void** params, int* ndims,             \
                                                              std::int64_t** shapes, const char** dtypes,       \
                                                              void* /*stream*/, void* /*extra*/) {              \
-    return adam_offload_master(nparam, params, ndims, shapes, dtypes, nesterov, use_locking, decay, unscale, apply); \
+    return adam_offload_master(nparam, params, ndims, shapes, dtypes, nesterov, use_locking, decay, unscale, Lead::lead); \
   }
-#define MSO_MASTER_ENTRIES(kind, apply, suffix, decay, unscale)                                 \
-  MSO_MASTER_ENTRY(kind##suffix, false, false, decay, unscale, apply)                           \
-  MSO_MASTER_ENTRY(kind##Nesterov##suffix, true, false, decay, unscale, apply)                  \
-  MSO_MASTER_ENTRY(kind##Locked##suffix, false, true, decay, unscale, apply)                    \
-  MSO_MASTER_ENTRY(kind##NesterovLocked##suffix, true, true, decay, unscale, apply)
-#define MSO_MASTER_KIND(kind, apply)                \
-  MSO_MASTER_ENTRIES(kind, apply, , false, false)   \
-  MSO_MASTER_ENTRIES(kind, apply, Decay, true, false) \
-  MSO_MASTER_ENTRIES(kind, apply, Unscale, false, true) \
-  MSO_MASTER_ENTRIES(kind, apply, DecayUnscale, true, true)
+#define MSO_MASTER_ENTRIES(kind, lead, suffix, decay, unscale)                                 \
+  MSO_MASTER_ENTRY(kind##suffix, false, false, decay, unscale, lead)                           \
+  MSO_MASTER_ENTRY(kind##Nesterov##suffix, true, false, decay, unscale, lead)                  \
+  MSO_MASTER_ENTRY(kind##Locked##suffix, false, true, decay, unscale, lead)                    \
+  MSO_MASTER_ENTRY(kind##NesterovLocked##suffix, true, true, decay, unscale, lead)
+#define MSO_MASTER_KIND(kind, lead)                \
+  MSO_MASTER_ENTRIES(kind, lead, , false, false)   \
+  MSO_MASTER_ENTRIES(kind, lead, Decay, true, false) \
+  MSO_MASTER_ENTRIES(kind, lead, Unscale, false, true) \
+  MSO_MASTER_ENTRIES(kind, lead, DecayUnscale, true, true)
 
-MSO_MASTER_KIND(AdamOffloadMaster, false)
-MSO_MASTER_KIND(AdamOffloadMasterApply, true)
+MSO_MASTER_KIND(AdamOffloadMaster, kNone)
+MSO_MASTER_KIND(AdamOffloadMasterApply, kParam)
+MSO_MASTER_KIND(AdamOffloadMasterSlice, kLeftoverFrom)
+
+extern "C" __attribute__((visibility("default"))) int AdamOffloadMasterPut(int nparam, void** params, int* ndims,
+                                                                           std::int64_t** shapes, const char** dtypes,
+                                                                           void* /*stream*/, void* /*extra*/) {
+  return put_gathered(nparam, params, ndims, shapes, dtypes);
+}
