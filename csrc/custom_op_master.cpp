@@ -10,10 +10,14 @@
 // AdamOffloadMasterApply[...]: for a parameter in host memory (the CPU backend): the parameter (float16
 //   or bfloat16) first, then the twelve above; output: one float32 (0). The parameter is written in place
 //   with the new 16-bit value (MindSpore's CPU backend has no bfloat16 Assign to do it in the graph).
-// AdamOffloadMasterSlice[...]: a slice of a tensor's master and moments (shard_state=True): leftover_from
-//   (int64, one element, as AdamOffloadSlice's in custom_op.cpp) first, then the twelve inputs above, all
-//   slices; output: the slice of the new parameter, of the gradient's dtype or int16 (its bits, which
-//   MindSpore's CPU AllGather takes where it does not take bfloat16). Gives the whole tensor's bits.
+// AdamOffloadMasterSlice[...]: a slice of k elements of a tensor's master and moments (shard_state=True):
+//   first (int64, two elements) leftover_from, as AdamOffloadSlice's in custom_op.cpp, and start, where
+//   the slice begins in the gradient; then the twelve inputs above, master, moments and output of k
+//   elements. The gradient is either the slice itself (start 0) or the whole tensor (MindSpore's CPU
+//   backend cannot cut a bfloat16 slice); slice elements past the gradient's end (a start past it too)
+//   are padding, left as they are, with 0 out. Output: the slice of the new parameter, of the gradient's
+//   dtype or int16 (its bits, which MindSpore's CPU AllGather takes where it does not take bfloat16).
+//   Gives the whole tensor's bits.
 // AdamOffloadMasterPut: the parameter (float16 or bfloat16, written in place) and the gathered slices
 //   (its dtype or int16, at least its element count; the padding past it is ignored); output: one
 //   float32 (0). Copies the bits, for the CPU backend, which has no bfloat16 Assign.
@@ -24,8 +28,10 @@
 //     and (without Apply) the output differ in dtype (Slice, Put: or int16); Apply's and Put's output is not
 //     float32; leftover_from is not int64
 //   3 master, moment1, moment2, gradient and the parameter or output differ in element count, or a
-//     scalar input is empty (Put: fewer gathered elements than the parameter has)
+//     scalar input is empty (Slice: a negative start, or a lead of fewer than two elements; Put: fewer
+//     gathered elements than the parameter has)
 //   4 beta1_power is 1 (no step has been taken: the bias correction divides by zero)
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
@@ -60,14 +66,16 @@ int adam_offload_master(int nparam, void** params, int* ndims, std::int64_t** sh
   std::uint16_t* param = nullptr;
   std::int64_t param_n = 0;
   std::size_t leftover_from = mso::kWholeTensor;
+  std::int64_t start = 0;
   if (apply) {  // the parameter comes first, written in place; the rest is laid out as without it
     param = static_cast<std::uint16_t*>(params[0]);
     param_n = elements(ndims[0], shapes[0]);
   } else if (slice) {
     if (!is(dtypes[0], "int64")) return 2;
-    if (elements(ndims[0], shapes[0]) < 1) return 3;
-    const std::int64_t from = *static_cast<const std::int64_t*>(params[0]);
+    if (elements(ndims[0], shapes[0]) < 2) return 3;
+    const std::int64_t from = static_cast<const std::int64_t*>(params[0])[0];
     leftover_from = from < 0 ? 0 : static_cast<std::size_t>(from);
+    start = static_cast<const std::int64_t*>(params[0])[1];
   }
   if (lead != Lead::kNone) ++params, ++ndims, ++shapes, ++dtypes;
   for (int i = 0; i < kMgrad; ++i) {
@@ -76,9 +84,13 @@ int adam_offload_master(int nparam, void** params, int* ndims, std::int64_t** sh
   if (!is(dtypes[kMgrad], half)) return 2;
   if (!is(dtypes[kMout], apply ? "float32" : half) && !(slice && is(dtypes[kMout], "int16"))) return 2;
   const std::int64_t n = elements(ndims[kW], shapes[kW]);
-  for (int slot : {kMm, kMv, kMgrad}) {
+  for (int slot : {kMm, kMv}) {
     if (elements(ndims[slot], shapes[slot]) != n) return 3;
   }
+  // Slice: the gradient's elements from start on (at most n) are the slice's; the rest is padding.
+  const std::int64_t grad_n = elements(ndims[kMgrad], shapes[kMgrad]);
+  if (slice ? start < 0 : grad_n != n) return 3;
+  const std::int64_t count = slice ? std::max<std::int64_t>(0, std::min(n, grad_n - start)) : n;
   if (apply ? param_n != n || elements(ndims[kMout], shapes[kMout]) < 1 : elements(ndims[kMout], shapes[kMout]) != n) {
     return 3;
   }
@@ -90,9 +102,11 @@ int adam_offload_master(int nparam, void** params, int* ndims, std::int64_t** sh
   if (h.beta1_power == 1.0f) return 4;
   const mso::GradPrep prep{scalar(kMwd), scalar(kMscale), decay, unscale};
   if (apply) *static_cast<float*>(params[kMout]) = 0.0f;
+  auto* out = apply ? param : static_cast<std::uint16_t*>(params[kMout]);
+  std::fill(out + count, out + n, std::uint16_t{0});
   mso::adam_master_run(static_cast<float*>(params[kW]), static_cast<float*>(params[kMm]),
-                       static_cast<float*>(params[kMv]), static_cast<const std::uint16_t*>(params[kMgrad]),
-                       apply ? param : static_cast<std::uint16_t*>(params[kMout]), static_cast<std::size_t>(n), h,
+                       static_cast<float*>(params[kMv]), static_cast<const std::uint16_t*>(params[kMgrad]) + (count > 0 ? start : 0),
+                       out, static_cast<std::size_t>(count), h,
                        prep, is(half, "float16") ? mso::Half::kFloat16 : mso::Half::kBFloat16, use_locking,
                        leftover_from);
   return 0;

@@ -7,6 +7,10 @@ unscales it (both in float32, as the float32 path does), updates the moments and
 the master rounded to nearest even in ``w``'s dtype; the graph assigns that to ``w`` on its device.
 The master therefore follows the float32 path's trajectory bit for bit.
 
+With ``shard_state=True`` over N data-parallel ranks, a 16-bit parameter of at least the shard threshold
+keeps only this rank's flat slice of its master and moments (_sharding.py's layout) and its step is
+``_sharding.master_step``: the host pass on the slice, then a gather of the 16-bit slices.
+
 Float32 parameters of the same optimizer keep their own path untouched; in the tuples below their
 master slot holds their own ``moment1`` Parameter as a placeholder that is never read (a Parameter
 already in the optimizer, so it adds no state and no checkpoint entry).
@@ -18,6 +22,8 @@ from mindspore import Parameter, ParameterTuple, Tensor, ops
 from mindspore.common import dtype as mstype
 from mindspore.ops import composite as C
 from mindspore.ops import functional as F
+
+from mindspore_offload import _sharding
 
 MASTER_PREFIX = "master"
 SIXTEEN_BIT = (mstype.float16, mstype.bfloat16)
@@ -36,15 +42,24 @@ def _float32_zeros_like(param, name):
     return Parameter(Tensor(np.zeros(param.shape, np.float32)), name=name, requires_grad=False)
 
 
-def host_state(params, moment1, moment2):
+def _sliced(param, shard):
+    return shard is not None and shard.sliced(param.size)
+
+
+def host_state(params, moment1, moment2, shard=None):
     """The float32 host state: moments (``clone`` kept the 16-bit dtype, so those are remade in float32
-    under the same names) and a master for every 16-bit parameter. Returns three ParameterTuples."""
+    under the same names) and a master for every 16-bit parameter; with a sharding ``shard`` (a
+    _sharding.Layout), a large parameter's moments stay this rank's float32 slices and its master is
+    this rank's slice too. Returns three ParameterTuples."""
     m1, m2, masters = [], [], []
     for param, first, second in zip(params, moment1, moment2):
         if is_sixteen_bit(param):
-            first = _float32_zeros_like(param, first.name)
-            second = _float32_zeros_like(param, second.name)
             widened = param.asnumpy().astype(np.float32)  # exact for both 16-bit types
+            if _sliced(param, shard):
+                widened = _sharding.slice_of(widened, shard.rank, shard.ranks)
+            else:
+                first = _float32_zeros_like(param, first.name)
+                second = _float32_zeros_like(param, second.name)
             masters.append(Parameter(Tensor(widened), name=master_name(param.name), requires_grad=False))
         else:
             masters.append(first)  # placeholder, never read
@@ -72,14 +87,19 @@ def master_step_flags(opt):
     return sixteen, tuple(d and s for d, s in zip(decay, sixteen))
 
 
-def _master_op(library, param, decay, unscale, use_nesterov, use_locking, apply, cls_name):
+def _master_op(library, param, decay, unscale, use_nesterov, use_locking, apply, cls_name, sliced=False):
     """The host op of one 16-bit parameter (one per parameter, so compile-time errors can name it). With
-    ``apply`` (the CPU backend) it writes the parameter in place and returns one float32."""
-    entry = ("AdamOffloadMaster" + ("Apply" if apply else "") + ("Nesterov" if use_nesterov else "") + ("Locked" if use_locking else "")
+    ``apply`` (the CPU backend) it writes the parameter in place and returns one float32. With ``sliced``
+    it takes leftover_from first and this rank's slices, and returns the slice of the new parameter (its
+    bits as int16 with ``apply``, for the gather; see _sharding.master_step)."""
+    kind = "Slice" if sliced else "Apply" if apply else ""
+    entry = ("AdamOffloadMaster" + kind + ("Nesterov" if use_nesterov else "") + ("Locked" if use_locking else "")
              + ("Decay" if decay else "") + ("Unscale" if unscale else ""))
     name, dtype, shape = param.name, param.dtype, tuple(param.shape)
 
     def out_shape(*shapes):
+        if sliced:  # the master's slice (after the lead input): the gradient may be the whole tensor
+            return shapes[1]
         if tuple(shapes[-1]) != shape:
             raise ValueError(f"For '{cls_name}', a gradient of shape {tuple(shapes[-1])} does not match its "
                              f"parameter '{name}' of shape {shape}.")
@@ -93,6 +113,8 @@ def _master_op(library, param, decay, unscale, use_nesterov, use_locking, apply,
             raise TypeError(f"For '{cls_name}', the gradient of the {dtype} parameter '{name}' must be {dtype}, "
                             f"but got {gradient}. Keep the gradient in the parameter's dtype (the host widens it "
                             "to float32 itself).")
+        if sliced:
+            return ms.int16 if apply else dtypes[-1]
         return ms.float32 if apply else dtypes[-1]
 
     op = ops.Custom(f"{library}:{entry}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot")
@@ -103,20 +125,38 @@ def _master_op(library, param, decay, unscale, use_nesterov, use_locking, apply,
 
 def master_ops(opt, library, sixteen, decay, use_nesterov, use_locking):
     """Per parameter: its host op; a float32 parameter's slot repeats another op, never called."""
-    ops_ = [_master_op(library, param, dec, opt.need_scale, use_nesterov, use_locking, opt.apply_on_host, opt.cls_name)
+    ops_ = [_master_op(library, param, dec, opt.need_scale, use_nesterov, use_locking, opt.apply_on_host, opt.cls_name,
+                       _sliced(param, opt.shard))
             if is16 else None
             for param, is16, dec in zip(opt._parameters, sixteen, decay)]
     placeholder = next(op for op in ops_ if op is not None)
     return tuple(placeholder if op is None else op for op in ops_)
 
 
-def _update(apply, beta1_power, beta2_power, beta1, beta2, eps, grad_scale, lr, weight_decay, sixteen, host_adam,
+def _update(apply, beta1_power, beta2_power, beta1, beta2, eps, grad_scale, lr, weight_decay, master_step, host_adam,
             gradient, param, moment1, moment2, master):
+    """The parameter's ``master_step`` (one of MASTER_STEPS) with these arguments."""
+    return master_step(apply, beta1_power, beta2_power, beta1, beta2, eps, grad_scale, lr, weight_decay, host_adam,
+                       gradient, param, moment1, moment2, master)
+
+
+_STEP_ARGS = ("Bool",) + ("Tensor",) * 8 + ("Function",) + ("Tensor",) * 5
+_no_master = C.MultitypeFuncGraph("mindspore_offload_no_master")
+_whole_master = C.MultitypeFuncGraph("mindspore_offload_whole_master")
+
+
+@_no_master.register(*_STEP_ARGS)
+def _(apply, beta1_power, beta2_power, beta1, beta2, eps, grad_scale, lr, weight_decay, host_adam, gradient, param,
+      moment1, moment2, master):
+    """A float32 parameter: nothing (its own step runs in the optimizer's main map)."""
+    return True
+
+
+@_whole_master.register(*_STEP_ARGS)
+def _(apply, beta1_power, beta2_power, beta1, beta2, eps, grad_scale, lr, weight_decay, host_adam, gradient, param,
+      moment1, moment2, master):
     """A 16-bit parameter: the host pass, then the new 16-bit value assigned where the parameter lives
-    (with ``apply``, the parameter is host memory and the pass writes it). A float32 parameter: nothing
-    (its own step runs in the optimizer's main map)."""
-    if not sixteen:
-        return True
+    (with ``apply``, the parameter is host memory and the pass writes it)."""
     if apply:
         return F.depend(True, host_adam(param, master, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2,
                                         eps, weight_decay, grad_scale, gradient))
@@ -125,7 +165,13 @@ def _update(apply, beta1_power, beta2_power, beta1, beta2, eps, grad_scale, lr, 
     return F.depend(True, F.assign(param, new))
 
 
-_ARGS = ("Bool",) + ("Tensor",) * 8 + ("Bool", "Function") + ("Tensor",) * 5
+def master_steps(opt):
+    """Per parameter, its graph function: none for float32, the whole pass, or the sliced one."""
+    return tuple(_no_master if not sixteen else _sharding.master_step if _sliced(param, opt.shard) else _whole_master
+                 for param, sixteen in zip(opt._parameters, opt.sixteen_bit))
+
+
+_ARGS = ("Bool",) + ("Tensor",) * 8 + ("Function", "Function") + ("Tensor",) * 5
 # Learning rate and weight decay either bound for every parameter or mapped with the parameters; a
 # partial can only bind leading arguments, so a second order serves "decay bound, rate mapped".
 _master_update = C.MultitypeFuncGraph("mindspore_offload_master_update")
@@ -134,10 +180,10 @@ _master_update_decay_first = C.MultitypeFuncGraph("mindspore_offload_master_upda
 
 
 @_master_update_decay_first.register(*_ARGS)
-def _(apply, beta1_power, beta2_power, beta1, beta2, eps, grad_scale, weight_decay, lr, sixteen, host_adam, gradient,
-      param, moment1, moment2, master):
-    return _update(apply, beta1_power, beta2_power, beta1, beta2, eps, grad_scale, lr, weight_decay, sixteen, host_adam,
-                   gradient, param, moment1, moment2, master)
+def _(apply, beta1_power, beta2_power, beta1, beta2, eps, grad_scale, weight_decay, lr, master_step, host_adam,
+      gradient, param, moment1, moment2, master):
+    return _update(apply, beta1_power, beta2_power, beta1, beta2, eps, grad_scale, lr, weight_decay, master_step,
+                   host_adam, gradient, param, moment1, moment2, master)
 
 
 def weight_decay(opt):
@@ -152,18 +198,18 @@ def step(opt, gradients, lr, weight_decay, beta1_power, beta2_power):
     b1, b2, eps, scale = opt.beta1, opt.beta2, opt.eps, opt.reciprocal_scale
     if opt.is_group_lr and opt.is_group and opt.any_master_decay:
         fn = F.partial(_master_update, opt.apply_on_host, beta1_power, beta2_power, b1, b2, eps, scale)
-        return opt.map_reverse(fn, lr, weight_decay, opt.sixteen_bit, opt.master_ops, gradients, opt._parameters,
+        return opt.map_reverse(fn, lr, weight_decay, opt.master_steps, opt.master_ops, gradients, opt._parameters,
                                opt.moment1, opt.moment2, opt.masters)
     if opt.is_group_lr:
         fn = F.partial(_master_update_decay_first, opt.apply_on_host, beta1_power, beta2_power, b1, b2, eps, scale, weight_decay)
-        return opt.map_reverse(fn, lr, opt.sixteen_bit, opt.master_ops, gradients, opt._parameters, opt.moment1,
+        return opt.map_reverse(fn, lr, opt.master_steps, opt.master_ops, gradients, opt._parameters, opt.moment1,
                                opt.moment2, opt.masters)
     if opt.is_group and opt.any_master_decay:
         fn = F.partial(_master_update, opt.apply_on_host, beta1_power, beta2_power, b1, b2, eps, scale, lr)
-        return opt.map_reverse(fn, weight_decay, opt.sixteen_bit, opt.master_ops, gradients, opt._parameters,
+        return opt.map_reverse(fn, weight_decay, opt.master_steps, opt.master_ops, gradients, opt._parameters,
                                opt.moment1, opt.moment2, opt.masters)
     fn = F.partial(_master_update, opt.apply_on_host, beta1_power, beta2_power, b1, b2, eps, scale, lr, weight_decay)
-    return opt.map_reverse(fn, opt.sixteen_bit, opt.master_ops, gradients, opt._parameters, opt.moment1, opt.moment2,
+    return opt.map_reverse(fn, opt.master_steps, opt.master_ops, gradients, opt._parameters, opt.moment1, opt.moment2,
                            opt.masters)
 
 
@@ -227,11 +273,23 @@ def round_to(values, dtype):
     return Tensor(rounded.view(bfloat16))
 
 
+def _put_op(library):
+    """The op that writes gathered 16-bit slices into a parameter in host memory (AdamOffloadMasterPut)."""
+    op = ops.Custom(f"{library}:AdamOffloadMasterPut", out_shape=lambda *shapes: [1],
+                    out_dtype=lambda *dtypes: ms.float32, func_type="aot")
+    op.set_device("CPU")
+    op.add_prim_attr("side_effect_mem", True)  # writes the parameter
+    return op
+
+
 def attach(opt, library, use_nesterov, use_locking):
     """Sets up the 16-bit parameters' host state and ops on ``opt`` (called from AdamOffload.__init__)."""
     check_master_names(opt._parameters, opt.cls_name)
-    opt.moment1, opt.moment2, opt.masters = host_state(opt._parameters, opt.moment1, opt.moment2)
+    opt.moment1, opt.moment2, opt.masters = host_state(opt._parameters, opt.moment1, opt.moment2, opt.shard)
     opt.sixteen_bit, decay = master_step_flags(opt)
+    opt.master_steps = master_steps(opt)
+    if any(step is _sharding.master_step for step in opt.master_steps) and _sharding._PUT is None:
+        _sharding._PUT = _put_op(library)
     opt.any_master_decay = any(decay)
     opt.no_decay = Tensor(0.0, mstype.float32)
     opt.master_ops = master_ops(opt, library, opt.sixteen_bit, decay, use_nesterov, use_locking)

@@ -113,6 +113,25 @@ def moments(params, shard):
     return tuple(out)
 
 
+def _leftover_from(size, k):
+    """Where the whole tensor's last size mod 8 elements fall in this rank's slice of k (k: not in it).
+    They are rounded as MindSpore rounds its leftovers; telling the kernel where they fall makes the
+    slices give the whole tensor's bits."""
+    return min(max(size - size % 8 - _RANK * k, 0), k)
+
+
+def _this_ranks_slice(gradient, k):
+    """This rank's flat slice of ``gradient``: k elements, zero-padded past the end."""
+    size = gradient.size
+    start = _RANK * k
+    piece = gradient.reshape((-1,))
+    # Pad the whole gradient, not just the slice that runs past the end: every rank must build the same
+    # graph, or the collectives of different parameters can run in a different order on each.
+    if _RANKS * k > size:  # shapes are constants: decided at compile time
+        piece = ops.concat((piece, ops.zeros((_RANKS * k - size,), gradient.dtype)))
+    return piece[start:start + k]
+
+
 step = C.MultitypeFuncGraph("mindspore_offload_sharded_step")
 
 
@@ -122,21 +141,45 @@ def _sharded_step(host_adam, beta1_power, beta2_power, beta1, beta2, eps, lr, gr
     """Step kind "sliced": the whole delta, computed a slice a rank. The host op (the "Slice" entry point)
     runs on this rank's slice of the gradient and moments; the gather rebuilds the whole delta on every
     rank, and the graph adds it to the parameter."""
-    size = gradient.size
     k = moment1.shape[0]
-    start = _RANK * k
-    piece = gradient.reshape((-1,))
-    # Pad the whole gradient, not just the slice that runs past the end: every rank must build the same
-    # graph, or the collectives of different parameters can run in a different order on each.
-    if _RANKS * k > size:  # shapes are constants: decided at compile time
-        piece = ops.concat((piece, ops.zeros((_RANKS * k - size,), gradient.dtype)))
-    # The whole tensor's last size mod 8 elements are rounded as MindSpore rounds its leftovers; tell the
-    # kernel where they fall in this slice (k: not in it), so the slices give the whole tensor's bits.
-    leftover_from = min(max(size - size % 8 - start, 0), k)
-    piece = host_adam(ops.scalar_to_tensor(leftover_from, mstype.int64), moment1, moment2, beta1_power,
-                      beta2_power, lr, beta1, beta2, eps, piece[start:start + k])
-    delta = _GATHER(piece)[:size].reshape(gradient.shape)
+    leftover_from = ops.scalar_to_tensor(_leftover_from(gradient.size, k), mstype.int64)
+    piece = host_adam(leftover_from, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps,
+                      _this_ranks_slice(gradient, k))
+    delta = _GATHER(piece)[:gradient.size].reshape(gradient.shape)
     return F.depend(True, F.assign_add(param, delta))
+
+
+# A 16-bit parameter's step with sliced master and moments (_mixed.py): its arguments are _mixed._update's.
+# _PUT: the custom op that copies the gathered 16-bit slices into a parameter in host memory (set by
+# _mixed.attach; MindSpore's CPU backend has no bfloat16 Assign).
+_PUT = None
+master_step = C.MultitypeFuncGraph("mindspore_offload_sharded_master_step")
+
+
+@master_step.register("Bool", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor",
+                      "Function", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor")
+def _sharded_master_step(apply, beta1_power, beta2_power, beta1, beta2, eps, grad_scale, lr, weight_decay, host_adam,
+                         gradient, param, moment1, moment2, master):
+    """This rank's slice of the master and moments, updated from its slice of the 16-bit gradient (the
+    "MasterSlice" entry point), gives this rank's slice of the new 16-bit parameter; the gather collects
+    the N slices (2 bytes an element: half what the float32 path gathers) on every rank.
+
+    With ``apply`` (the CPU backend: the gradient is host memory already) the op is given the whole
+    gradient and where this rank's slice starts in it, since the CPU backend slices no bfloat16; it
+    returns the bits as int16, which MindSpore's CPU AllGather takes where it does not take bfloat16, and
+    _PUT writes them into the parameter. Otherwise (a device backend) the slice is cut on the device, so
+    only it crosses to the host, and the gathered 16-bit value is assigned on the device."""
+    k = master.shape[0]
+    start = _RANK * k if apply else 0
+    lead = ops.stack((ops.scalar_to_tensor(_leftover_from(gradient.size, k), mstype.int64),
+                      ops.scalar_to_tensor(start, mstype.int64)))
+    piece = gradient if apply else _this_ranks_slice(gradient, k)
+    new = host_adam(lead, master, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, weight_decay,
+                    grad_scale, piece)
+    gathered = _GATHER(new)
+    if apply:
+        return F.depend(True, _PUT(param, gathered))
+    return F.depend(True, F.assign(param, gathered[:gradient.size].reshape(gradient.shape)))
 
 
 # Checkpoints. A sharded rank saves its own slices under the usual names; merge() turns the N per-rank
@@ -144,7 +187,8 @@ def _sharded_step(host_adam, beta1_power, beta2_power, beta1, beta2, eps, lr, gr
 # checkpoint.load_param_into_net_checked cuts a whole checkpoint's moments to this rank's slices
 # (sliced_moments, slice_of) while loading it.
 
-_MOMENT_PREFIXES = ("moment1.", "moment2.")
+# A sliced 16-bit parameter's master is cut, saved and merged like its moments.
+_MOMENT_PREFIXES = ("moment1.", "moment2.", "master.")
 
 
 def _base_name(name):
@@ -200,16 +244,18 @@ def slice_of(whole, rank, ranks):
 
 
 def sliced_moments(net):
-    """{moment name: (whole shape, rank, ranks)} for every sliced moment of a sharded AdamOffload in net."""
+    """{moment or master name: (whole shape, rank, ranks)} for every sliced moment and master of a sharded
+    AdamOffload in net."""
     from mindspore_offload.optimizer import AdamOffload
 
     layout = {}
     for _, cell in net.cells_and_names():
         if not isinstance(cell, AdamOffload) or cell.shard is None:
             continue
-        for param, moment1, moment2 in zip(cell._parameters, cell.moment1, cell.moment2):
+        masters = getattr(cell, "masters", cell.moment1)  # a float32 parameter's slot repeats its moment1
+        for param, moment1, moment2, master in zip(cell._parameters, cell.moment1, cell.moment2, masters):
             if cell.shard.sliced(param.size):
-                for moment in (moment1, moment2):
+                for moment in (moment1, moment2, master):
                     layout[moment.name] = (tuple(param.shape), cell.shard.rank, cell.shard.ranks)
     return layout
 
@@ -224,7 +270,7 @@ def looks_sliced(name, saved, parameter_dict):
         int(saved.shape[0]) < int(whole.size)
 
 
-MERGE_HINT = ("It holds one rank's slices of the moments (saved with shard_state=True): merge every rank's file "
-              "into one with `python -m mindspore_offload.checkpoint merge MERGED.ckpt RANK0.ckpt RANK1.ckpt "
+MERGE_HINT = ("It holds one rank's slices of the moments and masters (saved with shard_state=True): merge "
+              "every rank's file into one with `python -m mindspore_offload.checkpoint merge MERGED.ckpt RANK0.ckpt RANK1.ckpt "
               "...` (rank order) and load MERGED.ckpt; load_param_into_net_checked cuts it to any number of "
               "sharded ranks.")

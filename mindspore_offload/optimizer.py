@@ -221,8 +221,10 @@ class AdamOffload(Optimizer):
             rank keeps only a flat ``ceil(size/N)`` slice of each parameter's moments (parameters under
             MINDSPORE_OFFLOAD_SHARD_MIN_SIZE elements, default 65536, keep whole ones), and the ranks gather
             the update; the parameters come out bit-identical to ``False``. Stand-alone or on one rank it
-            does nothing. Each rank saves its own slices: merge them with
-            ``python -m mindspore_offload.checkpoint merge`` (docs/usage.md). Default: ``False`` .
+            does nothing. A float16 or bfloat16 parameter that large keeps a slice of its float32 master
+            too; the ranks gather its new 16-bit value (2 bytes an element). Each rank saves its own slices:
+            merge them with ``python -m mindspore_offload.checkpoint merge`` (docs/usage.md).
+            Default: ``False`` .
 
     Inputs:
         - **gradients** (tuple[Tensor]) - One gradient per parameter, in the optimizer's parameter
@@ -254,9 +256,7 @@ class AdamOffload(Optimizer):
         ValueError: If `beta1` or `beta2` is not strictly between 0.0 and 1.0 (NaN included), also once
             rounded to float32.
         ValueError: If `eps` is 0, negative, infinite or NaN, or is 0 or infinite in float32.
-        ValueError: If a 16-bit parameter's master name `master.<name>` is another parameter's name, or
-            `shard_state` shards the moments (DATA_PARALLEL over N > 1 ranks) of an optimizer with 16-bit
-            parameters (not supported yet).
+        ValueError: If a 16-bit parameter's master name `master.<name>` is another parameter's name.
         ValueError: If `shard_state` is ``True`` in a parallel mode other than `DATA_PARALLEL` or stand-alone.
         ValueError: If, when the step is compiled, a gradient's shape differs from its parameter's.
         ValueError: If `MINDSPORE_OFFLOAD_HOST_APPLY` is set to anything but "0" or "1", or, when the moments
@@ -339,11 +339,7 @@ class AdamOffload(Optimizer):
 
         self.apply_on_host = _parameters_in_host_memory()
         self.has_master = any(_mixed.is_sixteen_bit(param) for param in self._parameters)
-        if self.has_master:  # float32 moments and masters for 16-bit parameters (docs/design.md)
-            if self.shard is not None:
-                raise ValueError(f"For '{name}', 'shard_state=True' does not support float16 or bfloat16 "
-                                 "parameters yet (their masters and moments are kept whole); pass "
-                                 "shard_state=False.")
+        if self.has_master:  # float32 moments and masters (sliced too, if sharded) for 16-bit parameters
             _mixed.attach(self, kernel.library_path(), use_nesterov, use_locking)
         self.step_kinds = tuple(self._choose_step(param) for param in self._parameters)
         # The host ops write these in place: views get storage of their own now and at every compile.

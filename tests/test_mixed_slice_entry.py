@@ -24,24 +24,28 @@ def make(n, half, t=4):
 
 
 def run_slices(entry, w, m, v, g, hyper, wd, scale, ranks, bits):
-    """Every rank's slice through the entry point, as _sharding's graph cuts them; returns the joined
-    master, m, v and new parameter (trimmed to the tensor)."""
+    """Every rank's slice through the entry point, as _sharding's graph gives them: with ``bits`` (the
+    CPU backend) the whole gradient and where the slice starts, and int16 out; else the gradient's
+    zero-padded slice. Returns the joined master, m, v and new parameter (trimmed to the tensor)."""
     n = w.size
     k = _sharding.slice_length(n, ranks)
     pad = lambda a: np.concatenate([a, np.zeros(ranks * k - n, a.dtype)])  # noqa: E731
-    w, m, v, g = pad(w), pad(m), pad(v), pad(g)
+    w, m, v, whole, g = pad(w), pad(m), pad(v), g, pad(g)
     outs = []
     for rank in range(ranks):
         part = slice(rank * k, (rank + 1) * k)
         pieces = [w[part].copy(), m[part].copy(), v[part].copy()]
         start = rank * k
-        leftover_from = np.array([min(max(n - n % 8 - start, 0), k)], np.int64)
-        out = np.zeros(k, np.int16 if bits else g.dtype)
-        arrays = [leftover_from] + inputs(*pieces, g[part].copy(), hyper, wd, scale) + [out]
+        lead = np.array([min(max(n - n % 8 - start, 0), k), start if bits else 0], np.int64)
+        out = np.full(k, 77, np.int16 if bits else g.dtype)
+        gradient = whole.copy() if bits else g[part].copy()
+        arrays = [lead] + inputs(*pieces, gradient, hyper, wd, scale) + [out]
         assert call(entry, arrays) == 0
         w[part], m[part], v[part] = pieces
         outs.append(out.view(np.uint16))
-    return w[:n], m[:n], v[:n], np.concatenate(outs)
+    joined = np.concatenate(outs)
+    assert not joined[n:].any() and not w[n:].any() and not m[n:].any() and not v[n:].any()  # padding
+    return w[:n], m[:n], v[:n], joined[:n]
 
 
 @pytest.mark.parametrize("half", HALVES)
@@ -55,7 +59,7 @@ def test_slices_give_the_whole_tensors_bits(half, n, ranks):
                      bits=(n % 2 == 0))
     for a, b, what in zip(got[:3], expect, ("master", "m", "v")):
         assert np.array_equal(a.view(np.uint32), b.view(np.uint32)), what
-    assert np.array_equal(got[3][:n], want.view(np.uint16))
+    assert np.array_equal(got[3], want.view(np.uint16))
 
 
 @pytest.mark.parametrize("prep", PREPS)
@@ -69,7 +73,7 @@ def test_every_slice_entry_matches_adam_master_step(suffix, prep):
     got = run_slices("AdamOffloadMasterSlice" + suffix + prep, w, m, v, g, hyper, wd, scale, 2, bits=True)
     for a, b in zip(got[:3], expect):
         assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
-    assert np.array_equal(got[3][:77], want.view(np.uint16))
+    assert np.array_equal(got[3], want.view(np.uint16))
 
 
 def test_the_leftover_rounding_is_what_makes_the_slices_agree():
@@ -82,7 +86,7 @@ def test_the_leftover_rounding_is_what_makes_the_slices_agree():
     k = _sharding.slice_length(n, ranks)
     part = slice(k, n)
     pieces = [w[part].copy(), m[part].copy(), v[part].copy()]
-    body_only = np.array([k], np.int64)  # "none in this slice": the vector body's rounding throughout
+    body_only = np.array([k, 0], np.int64)  # "none in this slice": the vector body's rounding throughout
     out = np.zeros(n - k, np.float16)
     assert call("AdamOffloadMasterSlice", [body_only] + inputs(*pieces, g[part].copy(), hyper, None, None) + [out]) == 0
     assert not np.array_equal(pieces[1].view(np.uint32), expect[1][part].view(np.uint32))
@@ -101,7 +105,7 @@ def test_put_writes_the_gathered_bits_into_the_parameter():
 
 def test_return_codes_and_nothing_written_on_error():
     w, m, v, g, hyper = make(17, "float16")
-    lead = np.array([16], np.int64)
+    lead = np.array([16, 0], np.int64)
     good = [lead] + inputs(w, m, v, g, hyper, None, None) + [np.zeros(17, np.float16)]
     names = [str(a.dtype) for a in good]
     before = [a.copy() for a in good]
@@ -109,7 +113,8 @@ def test_return_codes_and_nothing_written_on_error():
     assert call("AdamOffloadMasterSlice", good, ["int32"] + names[1:]) == 2  # leftover_from not int64
     assert call("AdamOffloadMasterSlice", good, names[:-1] + ["float32"]) == 2  # output neither dtype nor int16
     assert call("AdamOffloadMasterSlice", good, names[:-1] + ["bfloat16"]) == 2
-    assert call("AdamOffloadMasterSlice", [np.zeros(0, np.int64)] + good[1:]) == 3
+    assert call("AdamOffloadMasterSlice", [np.zeros(1, np.int64)] + good[1:]) == 3  # start missing
+    assert call("AdamOffloadMasterSlice", [np.array([16, -1], np.int64)] + good[1:]) == 3
     assert call("AdamOffloadMasterSlice", good[:-1] + [np.zeros(16, np.float16)]) == 3
     no_step = list(good)
     no_step[4] = np.ones(1, np.float32)

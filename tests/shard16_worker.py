@@ -1,0 +1,251 @@
+"""One msrun worker for tests/test_sharding16.py: AdamOffload with float16/bfloat16 parameters under
+DATA_PARALLEL, unsharded and with shard_state=True, on the CPU.
+
+Usage: msrun --worker_num=N ... tests/shard16_worker.py OUT
+
+Two nets. "net": a float16 network MindSpore's CPU backend computes, trained through TrainOneStepCell's
+own gradient reducer. "fed": bfloat16, float16 and float32 parameters whose per-rank gradients are made
+here (the CPU backend computes no bfloat16 MatMul) and averaged by the DistributedGradReducer that
+TrainOneStepCell uses. Every step returns the averaged gradients, which are saved (as raw bits) so the
+test can replay them in one process. Each case writes every parameter of its cell and the gradients to
+OUT/<case>_rank<r>.npz. With two ranks it also checkpoints half-way and resumes across layouts.
+"""
+import os
+import sys
+
+import numpy as np
+
+import mindspore as ms
+from mindspore import Parameter, Tensor, nn, ops
+from mindspore.common.np_dtype import bfloat16
+from mindspore.communication import get_group_size, get_rank, init
+from mindspore.nn.wrap.grad_reducer import DistributedGradReducer
+from mindspore.ops import functional as F
+
+from mindspore_offload import AdamOffload
+from mindspore_offload.checkpoint import load_param_into_net_checked, merge_sharded_checkpoints
+from shard_worker import Run
+
+STEPS = 6
+HALF = 3
+SHARD_MIN_SIZE = 4  # the whole-path parameters below: tilt (2), scale (1), d16 (3), g32 (3)
+DTYPES = {"float16": ms.float16, "bfloat16": ms.bfloat16, "float32": ms.float32}
+# The fed net: name -> (dtype, shape). Sizes with no leftover (1000), leftovers inside the last slice
+# (1003, 77, 70) and leftovers across two or three slices (7).
+FED = {"a16": ("bfloat16", (40, 25)), "b16": ("bfloat16", (1003,)), "c16": ("bfloat16", (7,)),
+       "d16": ("bfloat16", (3,)), "e16": ("float16", (77,)), "f32": ("float32", (70,)), "g32": ("float32", (3,))}
+
+
+def raw(value):
+    """A tensor's value as NumPy, 16-bit types as their uint16 bits (np.savez cannot store bfloat16)."""
+    a = value.asnumpy() if hasattr(value, "asnumpy") else np.asarray(value)
+    return a.view(np.uint16) if a.dtype.itemsize == 2 else a.copy()
+
+
+def from_raw(a, dtype):
+    """The inverse of raw(): a Tensor of ``dtype`` (a name in DTYPES)."""
+    if dtype == "float32":
+        return Tensor(a.astype(np.float32))
+    return Tensor(a.view(np.float16 if dtype == "float16" else bfloat16))
+
+
+class Net16(nn.Cell):
+    """float16 parameters of 231, 33, 1023, 31, 217, 7 (sliced), 2 and 1 (whole) elements."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Dense(7, 33)
+        self.fc2 = nn.Dense(33, 31)
+        self.fc3 = nn.Dense(31, 7)
+        self.scale = Parameter(Tensor(np.ones(1, np.float32)), name="scale")
+        self.tilt = Parameter(Tensor(np.ones(2, np.float32)), name="tilt")
+        self.tanh = nn.Tanh()
+        rng = np.random.default_rng(0)
+        for param in self.trainable_params():
+            param.set_dtype(ms.float16)
+            param.set_data(Tensor((0.3 * rng.standard_normal(param.shape)).astype(np.float16)))
+
+    def construct(self, x):
+        h = self.tanh(self.fc2(self.tanh(self.fc1(x))))
+        return ops.concat((self.fc3(h) * self.scale, h[:, :2] * self.tilt), axis=1)
+
+
+class Loss(nn.Cell):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def construct(self, x, y):
+        return ops.reduce_mean(ops.square(self.net(x).astype(ms.float32) - y))
+
+
+class StepReturningGradients(nn.TrainOneStepCell):
+    """TrainOneStepCell's step (its own DATA_PARALLEL gradient reducer), returning the averaged gradients."""
+
+    def construct(self, *inputs):
+        loss = self.network(*inputs)
+        sens = F.fill(loss.dtype, loss.shape, self.sens)
+        grads = self.grad_reducer(self.grad(self.network, self.weights)(*inputs, sens))
+        return F.depend(grads, self.optimizer(grads))
+
+
+class Holder(nn.Cell):
+    def __init__(self):
+        super().__init__()
+        rng = np.random.default_rng(5)
+        self.params = []
+        for name, (dtype, shape) in FED.items():
+            value = rng.standard_normal(shape).astype(np.float32)
+            param = Parameter(Tensor(value).astype(DTYPES[dtype]), name=name)
+            setattr(self, name, param)
+            self.params.append(param)
+
+
+class FedStep(nn.Cell):
+    """The gradients given, averaged as TrainOneStepCell averages them, then the optimizer's step."""
+
+    def __init__(self, optimizer):
+        super().__init__(auto_prefix=False)
+        self.optimizer = optimizer
+        self.grad_reducer = DistributedGradReducer(optimizer.parameters, mean=True, degree=get_group_size())
+
+    def construct(self, grads):
+        grads = self.grad_reducer(grads)
+        return F.depend(grads, self.optimizer(grads))
+
+
+def optimizer_for(params, first, net, sharded, nesterov):
+    """Groups (the first with its own rate and decay), a default decay, Nesterov or not; the fed net adds
+    a loss scale. The same call builds the test's single-process replay."""
+    groups = [{"params": first, "lr": 0.02, "weight_decay": 0.01},
+              {"params": [p for p in params if all(p is not q for q in first)], "lr": 0.005},
+              {"order_params": params}]
+    kwargs = {"shard_state": True} if sharded else {}
+    return AdamOffload(groups, learning_rate=0.01, weight_decay=0.001, use_nesterov=nesterov,
+                       loss_scale=2.0 if net == "fed" else 1.0, **kwargs)
+
+
+def make_cell(net, sharded, nesterov):
+    if net == "net":
+        model = Net16()
+        cell = StepReturningGradients(Loss(model), optimizer_for(model.trainable_params(), [model.fc1.weight, model.fc1.bias],
+                                                                    net, sharded, nesterov))
+    else:
+        holder = Holder()
+        cell = FedStep(optimizer_for(holder.params, [holder.a16, holder.f32], net, sharded, nesterov))
+        cell.holder = holder
+    cell.set_train()
+    return cell
+
+
+def fed_gradients(rank, step):
+    """This rank's gradients at ``step``, as raw values (16-bit ones representable in their dtype)."""
+    rng = np.random.default_rng(1000 * rank + step)
+    return {name: (0.5 * rng.standard_normal(shape)).astype(np.float32) for name, (_, shape) in FED.items()}
+
+
+def train(cell, net, rank, first_step, steps, record):
+    for step in range(first_step, first_step + steps):
+        if net == "net":
+            rng = np.random.default_rng(1000 * rank + step)
+            grads = cell(Tensor(rng.standard_normal((8, 7)).astype(np.float16)),
+                         Tensor(rng.standard_normal((8, 9)).astype(np.float32)))
+        else:
+            local = fed_gradients(rank, step)
+            grads = cell(tuple(Tensor(local[name]).astype(DTYPES[FED[name][0]]) for name in FED))
+        for param, grad in zip(cell.optimizer._parameters, grads):
+            record[f"grad{step}:{param.name}"] = raw(grad)
+
+
+def state(cell):
+    return {name: raw(param) for name, param in cell.parameters_and_names()}
+
+
+class Run16(Run):
+    def whole_run(self, case, net, sharded, nesterov):
+        cell = make_cell(net, sharded, nesterov)
+        record = {}
+        train(cell, net, self.rank, 0, STEPS, record)
+        self.save(case, {**state(cell), **record})
+
+    def checkpoint_then_resume(self, case, net, sharded):
+        cell = make_cell(net, sharded, False)
+        record = {}
+        train(cell, net, self.rank, 0, HALF, record)
+        ms.save_checkpoint(cell, self.path(f"{case}_rank{self.rank}.ckpt"))
+        open(self.path(f"{case}_rank{self.rank}.done"), "w").close()
+        train(cell, net, self.rank, HALF, STEPS - HALF, record)
+        self.save(case, {**state(cell), **record})
+
+    def resume(self, case, net, checkpoint, sharded):
+        cell = make_cell(net, sharded, False)
+        load_param_into_net_checked(cell, checkpoint)
+        train(cell, net, self.rank, HALF, STEPS - HALF, {})
+        self.save(case, state(cell))
+
+    def refusal(self, case, net, checkpoint, sharded):
+        cell = make_cell(net, sharded, False)
+        before = state(cell)
+        try:
+            load_param_into_net_checked(cell, checkpoint)
+            message = "loaded"
+        except ValueError as error:
+            message = str(error)
+        unchanged = all(np.array_equal(before[k], v) for k, v in state(cell).items())
+        self.save(case, {"message": np.array(message), "unchanged": np.array(unchanged)})
+
+    def reducer_check(self):
+        """What DistributedGradReducer makes of 16-bit gradients: float16 values whose sum overflows
+        float16, and bfloat16 ones (whose AllReduce the CPU backend refuses)."""
+        out = {}
+        for dtype, values in (("float16", [60000.0, 1.0 + self.rank * 2.0 ** -10, 2.0 ** -24 * self.rank]),
+                              ("bfloat16", [3.0e38, 1.0 + self.rank * 2.0 ** -7, 257.0 + 2 * self.rank])):
+            param = Parameter(Tensor(np.zeros(3, np.float32)).astype(DTYPES[dtype]), name=f"reduced_{dtype}")
+            reducer = DistributedGradReducer([param], mean=True, degree=get_group_size())
+            got = reducer((Tensor(np.array(values, np.float32)).astype(DTYPES[dtype]),))[0]
+            out[dtype] = raw(got)
+        self.save("reducer", out)
+
+
+def two_ranks(run, ranks):
+    ms.set_context(mode=ms.GRAPH_MODE)
+    run.reducer_check()
+    for net in ("net", "fed"):
+        run.checkpoint_then_resume(f"{net}_plain", net, sharded=False)
+        run.checkpoint_then_resume(f"{net}_shard", net, sharded=True)
+    run.wait_for([f"net_shard_rank{r}.done" for r in range(ranks)])
+    if run.rank == 0:
+        merge_sharded_checkpoints([run.path(f"net_shard_rank{r}.ckpt") for r in range(ranks)],
+                                  out=run.path("merged.tmp.ckpt"))
+        os.replace(run.path("merged.tmp.ckpt"), run.path("merged.ckpt"))
+    run.wait_for(["merged.ckpt"])
+    run.resume("net_shard_to_plain", "net", run.path("merged.ckpt"), sharded=False)
+    run.resume("net_plain_to_shard", "net", run.path(f"net_plain_rank{run.rank}.ckpt"), sharded=True)
+    run.resume("net_shard_to_same", "net", run.path(f"net_shard_rank{run.rank}.ckpt"), sharded=True)
+    run.refusal("net_slices_into_plain", "net", run.path(f"net_shard_rank{run.rank}.ckpt"), sharded=False)
+    ms.set_context(mode=ms.PYNATIVE_MODE)
+    for net in ("net", "fed"):
+        run.whole_run(f"pynative_{net}_plain", net, sharded=False, nesterov=True)
+        run.whole_run(f"pynative_{net}_shard", net, sharded=True, nesterov=True)
+
+
+def three_ranks(run):
+    ms.set_context(mode=ms.GRAPH_MODE)
+    run.whole_run("fed_plain", "fed", sharded=False, nesterov=True)
+    run.whole_run("fed_shard", "fed", sharded=True, nesterov=True)
+
+
+def main():
+    out = sys.argv[1]
+    os.environ["MINDSPORE_OFFLOAD_SHARD_MIN_SIZE"] = str(SHARD_MIN_SIZE)
+    ms.set_context(mode=ms.GRAPH_MODE, device_target="CPU")
+    init()
+    ms.set_auto_parallel_context(parallel_mode=ms.ParallelMode.DATA_PARALLEL, gradients_mean=True)
+    run = Run16(out, get_rank())
+    ranks = get_group_size()
+    two_ranks(run, ranks) if ranks == 2 else three_ranks(run)
+    open(run.path(f"finished_rank{run.rank}"), "w").close()
+
+
+if __name__ == "__main__":
+    main()
