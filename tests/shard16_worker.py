@@ -8,7 +8,8 @@ own gradient reducer. "fed": bfloat16, float16 and float32 parameters whose per-
 here (the CPU backend computes no bfloat16 MatMul) and averaged by the DistributedGradReducer that
 TrainOneStepCell uses. Every step returns the averaged gradients, which are saved (as raw bits) so the
 test can replay them in one process. Each case writes every parameter of its cell and the gradients to
-OUT/<case>_rank<r>.npz. With two ranks it also checkpoints half-way and resumes across layouts.
+OUT/<case>_rank<r>.npz. With two ranks it also checkpoints half-way and resumes across layouts, and runs
+the float16 network as on a device backend (MINDSPORE_OFFLOAD_HOST_APPLY=0).
 """
 import os
 import sys
@@ -228,6 +229,12 @@ def two_ranks(run, ranks):
     run.resume("net_plain_to_shard", "net", run.path(f"net_plain_rank{run.rank}.ckpt"), sharded=True)
     run.resume("net_shard_to_same", "net", run.path(f"net_shard_rank{run.rank}.ckpt"), sharded=True)
     run.refusal("net_slices_into_plain", "net", run.path(f"net_shard_rank{run.rank}.ckpt"), sharded=False)
+    # As on a device backend: the op returns the new 16-bit value (the slice: cut, gathered and assigned
+    # in the graph). The CPU backend can do that for float16 only.
+    os.environ["MINDSPORE_OFFLOAD_HOST_APPLY"] = "0"
+    run.whole_run("device_net_plain", "net", sharded=False, nesterov=False)
+    run.whole_run("device_net_shard", "net", sharded=True, nesterov=False)
+    del os.environ["MINDSPORE_OFFLOAD_HOST_APPLY"]
     ms.set_context(mode=ms.PYNATIVE_MODE)
     for net in ("net", "fed"):
         run.whole_run(f"pynative_{net}_plain", net, sharded=False, nesterov=True)
@@ -236,6 +243,8 @@ def two_ranks(run, ranks):
 
 def three_ranks(run):
     ms.set_context(mode=ms.GRAPH_MODE)
+    run.whole_run("net_plain", "net", sharded=False, nesterov=False)
+    run.whole_run("net_shard", "net", sharded=True, nesterov=False)
     run.whole_run("fed_plain", "fed", sharded=False, nesterov=True)
     run.whole_run("fed_shard", "fed", sharded=True, nesterov=True)
 

@@ -130,6 +130,18 @@ def test_two_ranks_sharded_equals_unsharded(two, mode, net):
     assert any(name.startswith("master.") for name in plain)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("layout", ["plain", "shard"])
+def test_as_on_a_device_backend_the_same_bits(two, layout):
+    """MINDSPORE_OFFLOAD_HOST_APPLY=0: the op returns the new 16-bit value (sharded: its slice, gathered in
+    float16) and the graph assigns it; the same bits as the host writing the parameter itself."""
+    want, want_grads = _whole(two, "net_plain", 2)
+    got, got_grads = _whole(two, f"device_net_{layout}", 2)
+    _assert_same_bits(want, got, f"device_net_{layout}")
+    for step in want_grads:
+        _assert_same_bits(want_grads[step], got_grads[step], f"step {step}'s gradients")
+
+
 # --- a single process fed the averaged gradients ---
 
 def _as_tensor(bits, dtype):
@@ -235,13 +247,14 @@ def test_a_slice_checkpoint_loaded_unsharded_is_refused_naming_the_fix(two):
 # --- three ranks ---
 
 @pytest.mark.slow
-def test_three_ranks_sharded_equals_unsharded_and_the_replay(three, monkeypatch, tmp_path):
+@pytest.mark.parametrize("net", ["net", "fed"])
+def test_three_ranks_sharded_equals_unsharded_and_the_replay(three, net, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     ms.set_context(mode=ms.GRAPH_MODE)
-    plain, grads = _whole(three, "fed_plain", 3)
-    _assert_same_bits(plain, _whole(three, "fed_shard", 3)[0], "three ranks")
-    _assert_slices(three, "fed_shard", 3, "fed")
-    replayed = _replay("fed", grads, nesterov=True)
+    plain, grads = _whole(three, f"{net}_plain", 3)
+    _assert_same_bits(plain, _whole(three, f"{net}_shard", 3)[0], "three ranks")
+    _assert_slices(three, f"{net}_shard", 3, net)
+    replayed = _replay(net, grads, nesterov=net == "fed")
     for name, value in replayed.items():
         assert plain[name].tobytes() == value.tobytes(), f"three ranks: '{name}' differs from the replay"
 
