@@ -24,7 +24,8 @@ from mindspore.nn.wrap.grad_reducer import DistributedGradReducer
 from mindspore.ops import functional as F
 
 from mindspore_offload import AdamOffload
-from mindspore_offload.checkpoint import load_param_into_net_checked, merge_sharded_checkpoints
+from mindspore_offload.checkpoint import (load_float32_checkpoint, load_param_into_net_checked,
+                                          merge_sharded_checkpoints)
 from shard_worker import Run
 
 STEPS = 6
@@ -183,9 +184,9 @@ class Run16(Run):
         train(cell, net, self.rank, HALF, STEPS - HALF, record)
         self.save(case, {**state(cell), **record})
 
-    def resume(self, case, net, checkpoint, sharded):
+    def resume(self, case, net, checkpoint, sharded, loader=load_param_into_net_checked):
         cell = make_cell(net, sharded, False)
-        load_param_into_net_checked(cell, checkpoint)
+        loader(cell, checkpoint)
         train(cell, net, self.rank, HALF, STEPS - HALF, {})
         self.save(case, state(cell))
 
@@ -213,6 +214,15 @@ class Run16(Run):
         self.save("reducer", out)
 
 
+def float32_checkpoint(merged, out):
+    """The merged checkpoint as a float32 network's: every 16-bit parameter replaced by its master."""
+    state = ms.load_checkpoint(merged)
+    entries = [{"name": name, "data": state.get("master." + name, value)}
+               for name, value in state.items() if not name.startswith("master.")]
+    ms.save_checkpoint(entries, out + ".tmp.ckpt")
+    os.replace(out + ".tmp.ckpt", out)
+
+
 def two_ranks(run, ranks):
     ms.set_context(mode=ms.GRAPH_MODE)
     run.reducer_check()
@@ -224,10 +234,12 @@ def two_ranks(run, ranks):
         merge_sharded_checkpoints([run.path(f"net_shard_rank{r}.ckpt") for r in range(ranks)],
                                   out=run.path("merged.tmp.ckpt"))
         os.replace(run.path("merged.tmp.ckpt"), run.path("merged.ckpt"))
-    run.wait_for(["merged.ckpt"])
+        float32_checkpoint(run.path("merged.ckpt"), run.path("float32.ckpt"))
+    run.wait_for(["merged.ckpt", "float32.ckpt"])
     run.resume("net_shard_to_plain", "net", run.path("merged.ckpt"), sharded=False)
     run.resume("net_plain_to_shard", "net", run.path(f"net_plain_rank{run.rank}.ckpt"), sharded=True)
     run.resume("net_shard_to_same", "net", run.path(f"net_shard_rank{run.rank}.ckpt"), sharded=True)
+    run.resume("net_float32_to_shard", "net", run.path("float32.ckpt"), sharded=True, loader=load_float32_checkpoint)
     run.refusal("net_slices_into_plain", "net", run.path(f"net_shard_rank{run.rank}.ckpt"), sharded=False)
     # As on a device backend: the op returns the new 16-bit value (the slice: cut, gathered and assigned
     # in the graph). The CPU backend can do that for float16 only.

@@ -220,7 +220,8 @@ def test_the_gradient_reducer_averages_16_bit_gradients_in_float32(two):
 # --- checkpoints ---
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["net_shard_to_plain", "net_plain_to_shard", "net_shard_to_same"])
+@pytest.mark.parametrize("case", ["net_shard_to_plain", "net_plain_to_shard", "net_shard_to_same",
+                                  "net_float32_to_shard"])
 def test_resuming_across_layouts_equals_an_uninterrupted_run(two, case):
     _assert_same_bits(_whole(two, "net_plain", 2)[0], _whole(two, case, 2)[0], case)
 
