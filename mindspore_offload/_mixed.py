@@ -98,7 +98,10 @@ def _master_op(library, param, decay, unscale, use_nesterov, use_locking, apply,
     name, dtype, shape = param.name, param.dtype, tuple(param.shape)
 
     def out_shape(*shapes):
-        if sliced:  # the master's slice (after the lead input): the gradient may be the whole tensor
+        if sliced:  # the master's slice (after the lead input); with apply the gradient is the whole tensor
+            if apply and tuple(shapes[-1]) != shape:
+                raise ValueError(f"For '{cls_name}', a gradient of shape {tuple(shapes[-1])} does not match its "
+                                 f"parameter '{name}' of shape {shape}.")
             return shapes[1]
         if tuple(shapes[-1]) != shape:
             raise ValueError(f"For '{cls_name}', a gradient of shape {tuple(shapes[-1])} does not match its "
@@ -282,9 +285,26 @@ def _put_op(library):
     return op
 
 
+def check_assignable(params, apply_on_host, cls_name):
+    """On the CPU backend with MINDSPORE_OFFLOAD_HOST_APPLY=0 the graph would have to assign (and, sharded,
+    gather) a bfloat16 parameter, which MindSpore's CPU backend cannot do: refuse it before the compile
+    fails on it."""
+    current = getattr(ms, "get_current_device", None)
+    target = current()[0] if current is not None else ms.get_context("device_target")
+    if apply_on_host or str(target).upper() != "CPU":
+        return
+    for param in params:
+        if param.dtype == mstype.bfloat16:
+            raise ValueError(f"For '{cls_name}', the bfloat16 parameter '{param.name}' cannot be updated on the CPU "
+                             "backend with MINDSPORE_OFFLOAD_HOST_APPLY=0: MindSpore's CPU backend has no bfloat16 "
+                             "Assign (nor AllGather) for the graph to write it with. Unset MINDSPORE_OFFLOAD_HOST_APPLY "
+                             "(or set it to '1') so that the host pass writes the parameter itself.")
+
+
 def attach(opt, library, use_nesterov, use_locking):
     """Sets up the 16-bit parameters' host state and ops on ``opt`` (called from AdamOffload.__init__)."""
     check_master_names(opt._parameters, opt.cls_name)
+    check_assignable(opt._parameters, opt.apply_on_host, opt.cls_name)
     opt.moment1, opt.moment2, opt.masters = host_state(opt._parameters, opt.moment1, opt.moment2, opt.shard)
     opt.sixteen_bit, decay = master_step_flags(opt)
     opt.master_steps = master_steps(opt)

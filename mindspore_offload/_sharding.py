@@ -5,7 +5,9 @@ each rank keeps one flat slice of ``ceil(size / N)`` elements of ``moment1`` and
 elements ``[r*k, (r+1)*k)`` of the flattened parameter, the last slice zero-padded past the end), runs the
 host kernel on the same slice of the already all-reduced gradient, and ``ops.AllGather`` collects the N
 delta slices, which every rank trims, reshapes and adds to its own copy of the parameter. The kernel is
-element-wise, so each element gets the bits it would get unsharded.
+element-wise, so each element gets the bits it would get unsharded. A float16/bfloat16 parameter keeps
+slices of its float32 master too, and the ranks gather the slices of its new 16-bit value
+(``master_step``).
 
 Only MindSpore's world group and its own collectives are used; every rank builds the same graph (only
 the slice offset, a constant, differs), so the collectives always match.

@@ -5,7 +5,7 @@ MindSpore 2.10's ``load_param_into_net`` is not atomic: a missing moment is skip
 overwritten. This checks the whole checkpoint against the cell first and loads only when it all fits.
 
 Sharded optimizer state (``AdamOffload(..., shard_state=True)``): each rank saves its own slices of the
-moments; :func:`merge_sharded_checkpoints` (or ``python -m mindspore_offload.checkpoint merge OUT IN0 IN1
+moments (and of the float32 masters of 16-bit parameters); :func:`merge_sharded_checkpoints` (or ``python -m mindspore_offload.checkpoint merge OUT IN0 IN1
 ...``) joins the per-rank files into one whole checkpoint, which unsharded runs, ``nn.AdamOffload`` and
 sharded runs with any number of ranks load (the loader cuts each rank's slices from it).
 """
@@ -135,7 +135,8 @@ def merge_sharded_checkpoints(checkpoints, out=None):
             crash leaves an existing file whole); nothing is written when None. Default: ``None``.
 
     Returns:
-        dict, {name: numpy.ndarray}: every moment whole (the parameter's shape), the rest from rank 0.
+        dict, {name: numpy.ndarray}: every moment and master whole (the parameter's shape), the rest from
+        rank 0.
 
     Raises:
         ValueError: the files are not all the ranks' files of one sharded save.

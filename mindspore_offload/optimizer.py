@@ -256,7 +256,9 @@ class AdamOffload(Optimizer):
         ValueError: If `beta1` or `beta2` is not strictly between 0.0 and 1.0 (NaN included), also once
             rounded to float32.
         ValueError: If `eps` is 0, negative, infinite or NaN, or is 0 or infinite in float32.
-        ValueError: If a 16-bit parameter's master name `master.<name>` is another parameter's name.
+        ValueError: If a 16-bit parameter's master name `master.<name>` is another parameter's name, or a
+            bfloat16 parameter is given on the CPU backend with `MINDSPORE_OFFLOAD_HOST_APPLY=0` (the CPU
+            backend cannot assign bfloat16 in the graph).
         ValueError: If `shard_state` is ``True`` in a parallel mode other than `DATA_PARALLEL` or stand-alone.
         ValueError: If, when the step is compiled, a gradient's shape differs from its parameter's.
         ValueError: If `MINDSPORE_OFFLOAD_HOST_APPLY` is set to anything but "0" or "1", or, when the moments

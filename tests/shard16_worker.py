@@ -201,6 +201,20 @@ class Run16(Run):
         unchanged = all(np.array_equal(before[k], v) for k, v in state(cell).items())
         self.save(case, {"message": np.array(message), "unchanged": np.array(unchanged)})
 
+    def bad_gradient(self, case):
+        """A sharded step given a gradient of the wrong shape for a sliced bfloat16 parameter."""
+        cell = make_cell("fed", True, False)
+        before = state(cell)
+        grads = [Tensor(np.ones(shape, np.float32)).astype(DTYPES[dtype]) for dtype, shape in FED.values()]
+        grads[1] = Tensor(np.ones(1002, np.float32)).astype(ms.bfloat16)  # b16 is (1003,)
+        try:
+            cell.step(tuple(grads))
+            message = "stepped"
+        except ValueError as error:
+            message = str(error)
+        unchanged = all(np.array_equal(before[k], v) for k, v in state(cell).items())
+        self.save(case, {"message": np.array(message), "unchanged": np.array(unchanged)})
+
     def reducer_check(self):
         """What DistributedGradReducer makes of 16-bit gradients: float16 values whose sum overflows
         float16, and bfloat16 ones (whose AllReduce the CPU backend refuses)."""
@@ -226,6 +240,7 @@ def float32_checkpoint(merged, out):
 def two_ranks(run, ranks):
     ms.set_context(mode=ms.GRAPH_MODE)
     run.reducer_check()
+    run.bad_gradient("fed_bad_gradient")
     for net in ("net", "fed"):
         run.checkpoint_then_resume(f"{net}_plain", net, sharded=False)
         run.checkpoint_then_resume(f"{net}_shard", net, sharded=True)

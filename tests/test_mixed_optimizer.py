@@ -186,3 +186,13 @@ def test_memory_report():
     assert report["by_dtype"]["bfloat16"]["bytes_across_per_step"] == 4 * 33
     assert report["by_dtype"]["float32"]["device_bytes"] == 12 * 17
     assert report["total"]["elements"] == n16 + 33 + 17
+
+
+def test_bfloat16_with_host_apply_off_on_the_cpu_is_refused_naming_the_fix(monkeypatch):
+    """The graph would have to assign the bfloat16 value, which MindSpore's CPU backend cannot."""
+    monkeypatch.setenv("MINDSPORE_OFFLOAD_HOST_APPLY", "0")
+    half = Parameter(Tensor(np.zeros(3), ms.float16), name="h")
+    brain = Parameter(Tensor(np.zeros(3, np.float32)).astype(ms.bfloat16), name="b")
+    with pytest.raises(ValueError, match=r"bfloat16 parameter 'b' .*Unset MINDSPORE_OFFLOAD_HOST_APPLY"):
+        AdamOffload([half, brain])
+    AdamOffload([half])  # float16 can be assigned there
