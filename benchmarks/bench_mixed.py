@@ -92,6 +92,8 @@ def spread(values):
 def measure(n, threads, repeat):
     """Seconds per row for every repetition, rows run one after another within a repetition."""
     kernel.set_num_threads(threads)
+    if _bench is not None:
+        _bench.set_num_threads(threads)  # the probes run on the lab module's own pool
     rows = runners(n)
     times = {name: [] for name in rows}
     for fn in rows.values():

@@ -4,10 +4,12 @@
 #   bench_mixed.py     the 16-bit passes against float32 apply and their bandwidth probes
 #   bench_kernel.py    ours against DeepSpeed's cpu_adam and torch's fused Adam, where importable
 #   bench_prefetch.py  software prefetch on/off (tuning.cpp turns it on only on Intel)
+#   bench_grain.py     the thread pool's grain (elements per extra thread), with DeepSpeed beside it
 # Each stage has its own time limit and writes its own file, so a stage that fails or runs long
 # leaves the others' results.
 #
 #   OUT=results/ THREADS=1,2,4,8,16 bash benchmarks/many_core.sh
+#   STAGES="mixed grain" bash benchmarks/many_core.sh      # some stages only (default: all four)
 #
 # PEERS: a folder to put on PYTHONPATH for DeepSpeed (its package copied from an install); PEER_WHEELS:
 # a folder of wheels it needs that this host lacks (installed into /tmp/peer-site first).
@@ -45,15 +47,19 @@ if [ -n "${PEERS:-}" ]; then
     >"$OUT/deepspeed_build.log" 2>&1 || echo "DeepSpeed cpu_adam did not build (see deepspeed_build.log)"
 fi
 
+STAGES=${STAGES:-mixed kernel prefetch grain}
 stage() {  # stage NAME SECONDS command...
   local name=$1 limit=$2
   shift 2
+  case " $STAGES " in *" $name "*) ;; *) return 0 ;; esac
   echo "== $name ($(date +%T))"
   timeout "$limit" "$@" >"$OUT/$name.txt" 2>&1 || echo "$name stopped: exit $?"
   tail -n 4 "$OUT/$name.txt"
 }
 stage mixed 150 $PY benchmarks/bench_mixed.py --sizes 20,24,26 --threads "$THREADS" --repeat 7 --csv "$OUT/mixed.csv"
-stage kernel 200 $PY benchmarks/bench_kernel.py --sizes 20,22,24,26 --threads "$THREADS" --isas default \
+stage kernel 200 $PY benchmarks/bench_kernel.py --sizes "${KERNEL_SIZES:-20,22,24,26}" --threads "$THREADS" --isas default \
   --no-numpy --no-mindspore --repeat 7 --out-dir "$OUT"
 stage prefetch 90 $PY benchmarks/bench_prefetch.py --sizes 22,24,26 --threads "1,4,$(nproc)" --repeat 9
+stage grain 120 $PY benchmarks/bench_grain.py --sizes "${GRAIN_SIZES:-16,18,20,22}" --threads "4,8,$(nproc)" \
+  --grains "${GRAINS:-13,14,15,16,17}" --repeat 15
 echo "== done ($(date +%T))"
