@@ -414,3 +414,46 @@ def test_model_train_with_a_fixed_loss_scale(mode):
     masters = masters_of(opt)
     for p in net.trainable_params():
         np.testing.assert_array_equal(bits(p), bits(rounded(masters[p.name].asnumpy(), ms.float16)), err_msg=p.name)
+
+
+def adam_step_bound(t, beta1=0.9, beta2=0.999):
+    """The most one Adam step can move an element, over the learning rate, at step t, whatever the
+    gradients: |m_t| <= (1 - beta1) * sqrt(sum_j (beta1^2 / beta2)^j) * sqrt(v_t / (1 - beta2)) by
+    Cauchy-Schwarz, times the bias correction sqrt(1 - beta2^t) / (1 - beta1^t). It is 1 at t = 1 (a
+    step of exactly lr when |g| >> eps) and about 1.001 at t = 2..4 with the defaults; eps only shrinks it."""
+    ratio = sum((beta1 ** 2 / beta2) ** j for j in range(t))
+    return np.sqrt(1 - beta2 ** t) / (1 - beta1 ** t) * (1 - beta1) / np.sqrt(1 - beta2) * np.sqrt(ratio)
+
+
+@MODES
+def test_a_float16_forward_stays_within_the_adam_bound_of_a_float32_one(mode):
+    """Model + FixedLossScaleManager on a float16 Dense net against the same net in float32 (from the widened
+    weights, same data): the forwards differ, so the gradients differ by float16 rounding and can even
+    change sign. Each run's element moves at most lr * adam_step_bound(t) at step t, so the master and
+    the float32 weights differ by at most twice the sum of those (plus a float32 rounding per step). That
+    is the tightest bound that holds for any gradients: Adam's m / sqrt(v) has no bounded sensitivity to
+    a gradient's rounding where m cancels. (Observed here: 1 to 2 float32 ulps, 1.5e-7, against 8e-4.)
+    The bit-for-bit tests above feed identical gradients instead."""
+    ms.set_context(mode=mode)
+    lr, steps = 1e-4, STEPS
+    net16 = Dense16()
+    net32 = nn.Dense(SHAPE[1], 3)
+    for p32, p16 in zip(net32.trainable_params(), net16.trainable_params()):
+        p32.set_data(Tensor(p16.astype(ms.float32).asnumpy()))
+    runs = []
+    for net in (net16, net32):
+        opt = AdamOffload(net.trainable_params(), learning_rate=lr, loss_scale=SCALE)
+        cell = train_cell("Model+FixedLossScaleManager", net, opt)
+        cell.set_train()
+        for x, y in data(steps, label_shape=(SHAPE[0], 3)):
+            cell(x, y)
+        runs.append(opt)
+    masters = masters_of(runs[0])
+    bound = 2 * lr * sum(adam_step_bound(t) for t in range(1, steps + 1))
+    for p16, p32, first in zip(net16.trainable_params(), net32.trainable_params(), Dense16().trainable_params()):
+        start = first.astype(ms.float32).asnumpy()
+        ulps = steps * np.spacing(np.abs(start) + bound, dtype=np.float32)
+        gap = np.abs(masters[p16.name].asnumpy() - p32.asnumpy())
+        assert (gap <= bound + ulps).all(), (p16.name, gap.max(), bound)
+        for moved in (masters[p16.name].asnumpy(), p32.asnumpy()):
+            assert (np.abs(moved - start) > 0.5 * lr).any(), p16.name
