@@ -5,12 +5,14 @@ What runs there (docs/usage.md, "16-bit parameters in ms.Model and the train cel
 - `nn.TrainOneStepCell` and `ms.Model` with no loss scale manager or with
   `FixedLossScaleManager(drop_overflow_update=False)` (a TrainOneStepCell with `sens`; AdamOffload is given
   the same `loss_scale` and divides it out in float32 on the host);
-- `ms.Model(..., amp_level="O3")`; on a float32 net O3 casts in the graph and the parameters stay float32;
+- `ms.Model(..., amp_level="O3")`, and "O2" given a `FixedLossScaleManager(drop_overflow_update=False)`; on a
+  float32 net both cast in the graph and the parameters stay float32;
 - `nn.TrainOneStepWithLossScaleCell` only with `get_overflow_status` taken from `amp.all_finite`
   (`AllFiniteLossScaleCell` below, the recipe the docs show): MindSpore's own falls through to the
   Ascend-only `NPUGetFloatStatusV2` on CPU, for every optimizer.
 
-`ms.Model` with `drop_overflow_update=True`, `DynamicLossScaleManager` or `amp_level="O2"` is refused by
+`ms.Model` with `drop_overflow_update=True`, `DynamicLossScaleManager` or `amp_level="O2"` alone (which brings a
+DynamicLossScaleManager) is refused by
 MindSpore on CPU (ValueError, before the optimizer is touched), for its own optimizers as for ours.
 
 Numbers: each step the test computes the gradient the wrapper computes (the same cells, ops and mode) and
@@ -146,7 +148,8 @@ def _(scale, grad):
 
 # wrapper -> (the sens its gradient is taken with, does the cell itself divide the gradient by it?)
 WRAPPERS = {"TrainOneStepCell": (1.0, False), "Model+FixedLossScaleManager": (SCALE, False),
-            "Model+O3": (1.0, False), "AllFiniteLossScaleCell": (SCALE, True)}
+            "Model+O3": (1.0, False), "Model+O2+FixedLossScaleManager": (SCALE, False),
+            "AllFiniteLossScaleCell": (SCALE, True)}
 
 
 def train_cell(wrapper, net, opt):
@@ -158,6 +161,10 @@ def train_cell(wrapper, net, opt):
         return ms.Model(net, loss_fn=SquaredError(), optimizer=opt, loss_scale_manager=manager).train_network
     if wrapper == "Model+O3":
         return ms.Model(net, loss_fn=SquaredError(), optimizer=opt, amp_level="O3").train_network
+    if wrapper == "Model+O2+FixedLossScaleManager":  # O2 alone brings a DynamicLossScaleManager: refused on CPU
+        manager = ms.FixedLossScaleManager(SCALE, drop_overflow_update=False)
+        return ms.Model(net, loss_fn=SquaredError(), optimizer=opt, amp_level="O2",
+                        loss_scale_manager=manager).train_network
     if wrapper == "AllFiniteLossScaleCell":
         return AllFiniteLossScaleCell(nn.WithLossCell(net, SquaredError()), opt, scale_sense=Tensor(SCALE))
     raise KeyError(wrapper)
@@ -392,8 +399,9 @@ def test_o3_keeps_float32_parameters_and_matches_nn_adamoffload(mode):
         np.testing.assert_array_equal(bits(states[1][name]), bits(value), err_msg=name)
 
 
-@MODES
-def test_model_train_with_a_fixed_loss_scale(mode):
+@pytest.mark.parametrize("mode, sink", [(ms.GRAPH_MODE, False), (ms.GRAPH_MODE, True), (ms.PYNATIVE_MODE, False)],
+                         ids=["graph", "graph-sink", "pynative"])
+def test_model_train_with_a_fixed_loss_scale(mode, sink):
     """ms.Model.train over a dataset with a float16 Dense net and FixedLossScaleManager(drop=False): the
     loss falls and each 16-bit parameter is its master rounded."""
     ms.set_context(mode=mode)
@@ -407,7 +415,7 @@ def test_model_train_with_a_fixed_loss_scale(mode):
     dataset = ds.NumpySlicesDataset({"x": x, "y": y}, shuffle=False).batch(16)
     loss_net = nn.WithLossCell(net, SquaredError())
     before = float(loss_net(Tensor(x), Tensor(y)).asnumpy())
-    model.train(10, dataset, dataset_sink_mode=False)
+    model.train(10, dataset, dataset_sink_mode=sink)
     after = float(loss_net(Tensor(x), Tensor(y)).asnumpy())
     assert after < 0.7 * before, (before, after)
     assert int(opt.global_step.asnumpy()[0]) == 40
