@@ -11,9 +11,9 @@ What runs there (docs/usage.md, "16-bit parameters in ms.Model and the train cel
   (`AllFiniteLossScaleCell` below, the recipe the docs show): MindSpore's own falls through to the
   Ascend-only `NPUGetFloatStatusV2` on CPU, for every optimizer.
 
-`ms.Model` with `drop_overflow_update=True`, `DynamicLossScaleManager` or `amp_level="O2"` alone (which brings a
-DynamicLossScaleManager) is refused by
-MindSpore on CPU (ValueError, before the optimizer is touched), for its own optimizers as for ours.
+`ms.Model` with `drop_overflow_update=True`, `DynamicLossScaleManager` or `amp_level="O2"` alone (which brings
+a DynamicLossScaleManager) is refused by MindSpore on CPU (ValueError, before the optimizer is touched), for
+its own optimizers as for ours.
 
 Numbers: each step the test computes the gradient the wrapper computes (the same cells, ops and mode) and
 feeds it, widened to float32 and unscaled, to a float32 AdamOffload on float32 parameters holding the
