@@ -465,3 +465,24 @@ def test_a_float16_forward_stays_within_the_adam_bound_of_a_float32_one(mode):
         assert (gap <= bound + ulps).all(), (p16.name, gap.max(), bound)
         for moved in (masters[p16.name].asnumpy(), p32.asnumpy()):
             assert (np.abs(moved - start) > 0.5 * lr).any(), p16.name
+
+
+@MODES
+def test_model_with_the_all_finite_cell_skips_an_overflowed_batch(mode):
+    """The CPU way to dynamic loss scaling in ms.Model: build the cell and hand it to Model as the network.
+    Of 8 batches one holds an inf: 7 steps are taken and the scale is halved once."""
+    ms.set_context(mode=mode)
+    net = Dense16()
+    opt = AdamOffload(net.trainable_params(), learning_rate=0.01)
+    manager = ms.DynamicLossScaleManager(SCALE, scale_factor=2, scale_window=1000)
+    cell = AllFiniteLossScaleCell(nn.WithLossCell(net, SquaredError()), opt, scale_sense=manager.get_update_cell())
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((32, SHAPE[1])).astype(np.float32)
+    y = rng.standard_normal((32, 3)).astype(np.float32)
+    x[13, 1] = np.inf  # batch 3 of 8
+    ms.Model(cell).train(1, ds.NumpySlicesDataset({"x": x, "y": y}, shuffle=False).batch(4), dataset_sink_mode=False)
+    assert int(opt.global_step.asnumpy()[0]) == 7
+    assert float(cell.scale_sense.asnumpy()) == SCALE / 2
+    for p in net.trainable_params():
+        assert np.isfinite(masters_of(opt)[p.name].asnumpy()).all(), p.name
+        assert np.isfinite(p.asnumpy()).all(), p.name
