@@ -147,7 +147,7 @@ def _(scale, grad):
 
 
 # wrapper -> (the sens its gradient is taken with, does the cell itself divide the gradient by it?)
-WRAPPERS = {"TrainOneStepCell": (1.0, False), "Model+FixedLossScaleManager": (SCALE, False),
+WRAPPERS = {"TrainOneStepCell": (1.0, False), "Model": (1.0, False), "Model+FixedLossScaleManager": (SCALE, False),
             "Model+O3": (1.0, False), "Model+O2+FixedLossScaleManager": (SCALE, False),
             "AllFiniteLossScaleCell": (SCALE, True)}
 
@@ -156,6 +156,8 @@ def train_cell(wrapper, net, opt):
     """The train cell ``wrapper`` names, as a user would build it."""
     if wrapper == "TrainOneStepCell":
         return nn.TrainOneStepCell(nn.WithLossCell(net, SquaredError()), opt)
+    if wrapper == "Model":
+        return ms.Model(net, loss_fn=SquaredError(), optimizer=opt).train_network
     if wrapper == "Model+FixedLossScaleManager":
         manager = ms.FixedLossScaleManager(SCALE, drop_overflow_update=False)
         return ms.Model(net, loss_fn=SquaredError(), optimizer=opt, loss_scale_manager=manager).train_network
