@@ -352,10 +352,10 @@ def _state(net, opt):
 
 @pytest.mark.parametrize("how", ["drop_overflow_update=True", "DynamicLossScaleManager", "amp_level=O2"])
 def test_model_refuses_overflow_checked_loss_scaling_on_cpu_as_for_nn_adam(how):
-    """MindSpore's build_train_network refuses these on CPU, whatever the optimizer, before any step."""
-    for net in (_float32_dense(), Dense16()):
-        params = net.trainable_params()
-        opt = nn.Adam(params) if params[0].dtype == ms.float32 else AdamOffload(params)
+    """MindSpore's build_train_network refuses these on CPU, whatever the optimizer, before any step: the
+    same ValueError for nn.Adam and nn.AdamOffload on float32 as for AdamOffload on float16."""
+    for net, make in ((_float32_dense(), nn.Adam), (_float32_dense(), nn.AdamOffload), (Dense16(), AdamOffload)):
+        opt = make(net.trainable_params())
         before = _state(net, opt)
         with pytest.raises(ValueError, match=r"FixedLossScaleManager\(drop_overflow_update=False\)"):
             _refusing_model(net, opt, how)
@@ -367,12 +367,12 @@ def test_model_refuses_overflow_checked_loss_scaling_on_cpu_as_for_nn_adam(how):
 @MODES
 def test_plain_loss_scale_cell_fails_on_cpu_as_for_nn_adam(mode):
     """nn.TrainOneStepWithLossScaleCell's own overflow check needs NPUGetFloatStatusV2 (Ascend) on CPU; the
-    call fails before the optimizer runs, for nn.Adam on float32 and for AdamOffload on float16 alike."""
+    call fails before the optimizer runs, for nn.Adam and nn.AdamOffload on float32 and for AdamOffload on
+    float16 alike."""
     ms.set_context(mode=mode)
     x, y = data(1, label_shape=(SHAPE[0], 3))[0]
-    for net in (_float32_dense(), Dense16()):
-        params = net.trainable_params()
-        opt = nn.Adam(params) if params[0].dtype == ms.float32 else AdamOffload(params)
+    for net, make in ((_float32_dense(), nn.Adam), (_float32_dense(), nn.AdamOffload), (Dense16(), AdamOffload)):
+        opt = make(net.trainable_params())
         cell = nn.TrainOneStepWithLossScaleCell(nn.WithLossCell(net, SquaredError()), opt, scale_sense=Tensor(SCALE))
         before = _state(net, opt)
         with pytest.raises(RuntimeError, match="NPUGetFloatStatusV2"):
