@@ -1,7 +1,8 @@
 """The thread pool's grain on the CPU at hand.
 
-A pass over n elements runs on one thread below 2 * grain, else on min(threads, n / (grain / 8))
-threads (csrc/threadpool.cpp; before 2026-11-27: min(threads, n / grain) threads). Every repetition runs the float32 apply
+A pass over n elements runs on one thread below 2 * grain (up to two threads) or grain / 2 (more),
+else on min(threads, n / (grain / 8)) threads (csrc/threadpool.cpp; before 2026-11-27 it ran on
+min(threads, n / grain) threads). Every repetition runs the float32 apply
 pass once per grain (and DeepSpeed's cpu_adam, where importable, on the same buffers), in a random
 order; the table gives each grain's median time as a ratio to the current grain's (< 1: faster) and
 DeepSpeed's time over the current grain's. Needs the lab build (MINDSPORE_OFFLOAD_BENCH=1):
