@@ -15,7 +15,7 @@ import importlib.util
 import os
 from glob import glob
 
-from pybind11.setup_helpers import Pybind11Extension, build_ext
+from pybind11.setup_helpers import ParallelCompile, Pybind11Extension, build_ext
 from setuptools import setup
 
 
@@ -39,6 +39,10 @@ if _env.build_switch("MINDSPORE_OFFLOAD_NATIVE"):
 if _env.build_switch("MINDSPORE_OFFLOAD_SANITIZE"):
     flags = ["-O1", "-g", "-ffp-contract=off", "-fno-math-errno", "-fsanitize=address,undefined",
              "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined"]
+
+# Compile each extension's sources on every CPU (the extensions themselves one after another: _C and
+# _bench share object paths, so they must not be built at the same time).
+ParallelCompile(default=0).install()
 
 ext = Pybind11Extension(
     "mindspore_offload._C",

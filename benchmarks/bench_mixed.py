@@ -2,16 +2,18 @@
 
 Both move 28 bytes an element: the mixed pass reads the 16-bit gradient, master, m, v (2+4+4+4) and
 writes master, m, v and the 16-bit parameter (4+4+4+2); adam_apply reads g, param, m, v and writes
-param, m, v (4*4 + 3*4). Timed interleaved within every repetition (shared machines are noisy; every
-row sees the same noise), medians reported. "limit" is the lab's bandwidth probe with apply's pattern
-(mindspore_offload._bench, built with MINDSPORE_OFFLOAD_BENCH=1: 28 bytes an element in four float32
-streams); the mixed pass moves the same bytes in five streams, two of them 16-bit, so "of limit" is a
-guide. Without _bench the limit column is left out.
+param, m, v (4*4 + 3*4). Every repetition runs each row once, one after another, so the ratios are
+paired: "vs f32 apply" and "of limit" are medians of per-repetition ratios, with their spread
+(min-max) beside them. Each row has its own state and gradients of its own type.
+
+The limits come from the lab build (mindspore_offload._bench, MINDSPORE_OFFLOAD_BENCH=1): "probe
+(28 B)" moves apply's four float32 streams, "probe mixed" the mixed pass's five streams, two of them
+16-bit, each with almost no arithmetic. Without _bench the limit columns are left out.
 
 Needs only the compiled modules (no MindSpore):
 
     python benchmarks/bench_mixed.py                       # 2^20, 2^24, 2^26 on 1 and 2 threads
-    python benchmarks/bench_mixed.py --sizes 20,24 --threads 1,2,4,8,16 --repeat 5
+    python benchmarks/bench_mixed.py --sizes 20,24 --threads 1,2,4,8,16 --repeat 5 --csv out.csv
 """
 import argparse
 import statistics
@@ -34,60 +36,100 @@ def parse_args(argv=None):
     p.add_argument("--sizes", default="20,24,26", help="comma-separated powers of two (default 20,24,26)")
     p.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     p.add_argument("--repeat", type=int, default=7, help="timed repetitions per size (default 7)")
+    p.add_argument("--csv", help="also write the table to this CSV file")
     a = p.parse_args(argv)
     a.sizes = [1 << int(e) for e in a.sizes.split(",")]
     a.threads = [int(t) for t in a.threads.split(",")]
     return a
 
 
+def to_bfloat16(x):
+    """bfloat16 bits of finite float32 values, rounded to nearest even."""
+    bits = x.view(np.uint32).astype(np.uint64)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
 def runners(n):
+    """One row per pass, each on its own copy of the state, with gradients of its own type.
+
+    A bfloat16 row fed float16 bit patterns would see gradients near 1e-19, whose squares are
+    denormal: the timing would be of the CPU's denormal assists, not of the pass.
+    """
     rng = np.random.default_rng(0)
-    w = rng.standard_normal(n).astype(np.float32)
-    m = np.zeros(n, np.float32)
-    v = np.zeros(n, np.float32)
+    w0 = rng.standard_normal(n).astype(np.float32)
     g32 = (rng.standard_normal(n) * 1e-2).astype(np.float32)
-    g16 = g32.astype(np.float16).view(np.uint16)
-    out16 = np.empty(n, np.uint16)
-    d = np.empty(n, np.float32)
+    grads = {"float16": g32.astype(np.float16).view(np.uint16), "bfloat16": to_bfloat16(g32)}
+
+    def state():
+        return w0.copy(), np.zeros(n, np.float32), np.zeros(n, np.float32)
+
+    def apply():
+        w, m, v = state()
+        return lambda: _C.adam_apply(w, m, v, g32, *HYPER, False)
 
     def master(half):
+        w, m, v = state()
+        g16, out16 = grads[half], np.empty(n, np.uint16)
         return lambda: _C.adam_master_step(w, m, v, g16, out16, *HYPER, False, half, 0.0, False, 1.0, False)
 
-    rows = {
-        "float32 apply": lambda: _C.adam_apply(w, m, v, g32, *HYPER, False),
-        "float16 master": master("float16"),
-        "bfloat16 master": master("bfloat16"),
-    }
+    rows = {"float32 apply": apply(), "float16 master": master("float16"), "bfloat16 master": master("bfloat16")}
     if _bench is not None:
-        rows["probe (28 B)"] = lambda: _bench.bandwidth_probe("apply", kernel.active_isa(), False, m, v, g32, d)
+        m, v, d = np.zeros(n, np.float32), np.zeros(n, np.float32), np.empty(n, np.float32)
+        p = w0.copy()
+        ones16 = np.full(n, 0x3C00, np.uint16)  # float16 ones: as float pairs, normal numbers
+        out16 = np.empty(n, np.uint16)
+        isa = kernel.active_isa()
+        rows["probe (28 B)"] = lambda: _bench.bandwidth_probe("apply", isa, False, m, v, g32, d)
+        if hasattr(_bench, "bandwidth_probe_mixed"):
+            rows["probe mixed"] = lambda: _bench.bandwidth_probe_mixed(isa, m, v, ones16, p, out16)
     return rows
+
+
+def spread(values):
+    return f"{statistics.median(values):.3f} [{min(values):.2f}-{max(values):.2f}]"
+
+
+def measure(n, threads, repeat):
+    """Seconds per row for every repetition, rows run one after another within a repetition."""
+    kernel.set_num_threads(threads)
+    if _bench is not None:
+        _bench.set_num_threads(threads)  # the probes run on the lab module's own pool
+    rows = runners(n)
+    times = {name: [] for name in rows}
+    for fn in rows.values():
+        fn()  # warm: page faults, pool start
+    for _ in range(repeat):
+        for name, fn in rows.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
 
 
 def main(argv=None):
     args = parse_args(argv)
-    print(f"level: {kernel.active_isa()}; elements per second (median of {args.repeat}), 28 bytes an element "
-          "for the passes")
-    print(f"{'size':>9} {'thr':>3} {'row':<16} {'Melem/s':>9} {'GB/s':>7} {'of limit':>8} {'vs f32 apply':>12}")
+    print(f"level: {kernel.active_isa()}; {args.repeat} repetitions; Melem/s is the median rate; ratios are "
+          "medians of paired per-repetition ratios [min-max]")
+    print(f"{'size':>6} {'thr':>3} {'row':<16} {'Melem/s':>8} {'GB/s':>6}  {'of limit':<20} {'vs f32 apply':<20}")
+    limit_of = {"float32 apply": "probe (28 B)", "float16 master": "probe mixed", "bfloat16 master": "probe mixed"}
+    csv = ["size,threads,row,melem_s,of_limit_median,of_limit_min,of_limit_max,vs_apply_median,vs_apply_min,vs_apply_max"]
     for n in args.sizes:
         for threads in args.threads:
-            kernel.set_num_threads(threads)
-            rows = runners(n)
-            times = {name: [] for name in rows}
-            for fn in rows.values():
-                fn()  # warm: page faults, pool start
-            for _ in range(args.repeat):
-                for name, fn in rows.items():
-                    t0 = time.perf_counter()
-                    fn()
-                    times[name].append(time.perf_counter() - t0)
-            rate = {name: n / statistics.median(t) for name, t in times.items()}
-            limit = rate.get("probe (28 B)", float("nan"))
-            for name in ("float32 apply", "float16 master", "bfloat16 master"):
-                print(f"2^{n.bit_length() - 1:<7} {threads:>3} {name:<16} {rate[name] / 1e6:9.1f} "
-                      f"{rate[name] * 28 / 1e9:7.2f} {rate[name] / limit:8.3f} "
-                      f"{rate[name] / rate['float32 apply']:12.3f}")
-            print(f"2^{n.bit_length() - 1:<7} {threads:>3} {'limit (28 B)':<16} {limit / 1e6:9.1f} "
-                  f"{limit * 28 / 1e9:7.2f}")
+            times = measure(n, threads, args.repeat)
+            for name, t in times.items():
+                rate = n / statistics.median(t)
+                base = [a / b for a, b in zip(times["float32 apply"], t)]
+                lim = [a / b for a, b in zip(times[limit_of[name]], t)] if limit_of.get(name) in times else None
+                size = f"2^{n.bit_length() - 1}"
+                print(f"{size:>6} {threads:>3} {name:<16} {rate / 1e6:8.1f} {rate * 28 / 1e9:6.2f}  "
+                      f"{spread(lim) if lim else '':<20} {spread(base) if name in limit_of else '':<20}")
+                row = [size, threads, name, f"{rate / 1e6:.1f}"]
+                for r in (lim, base if name in limit_of else None):
+                    row += [f"{f(r):.4f}" for f in (statistics.median, min, max)] if r else ["", "", ""]
+                csv.append(",".join(str(x) for x in row))
+    if args.csv:
+        with open(args.csv, "w") as f:
+            f.write("\n".join(csv) + "\n")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
 namespace mso {
 
 struct Tuning {
-  std::size_t grain;         // fewest elements worth handing to one more thread
+  std::size_t grain;         // sets when a pass is split over threads, and the shortest chunk (threadpool.h)
   std::size_t stream_min;    // from this many elements on, the delta is written with streaming stores
   std::size_t prefetch_min;  // a thread's chunk at least this long prefetches its streams ahead
 };

@@ -4,6 +4,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstdint>
 #include <string>
 
 #include "dispatch.h"
@@ -45,6 +46,26 @@ void probe(const std::string& pattern, const std::string& isa_name, bool stream,
   bandwidth_probe(p, isa, stream, mp, vp, gp, op, static_cast<std::size_t>(n));
 }
 
+using Half16 = py::array_t<std::uint16_t, py::array::c_style>;
+
+void probe_mixed(const std::string& isa_name, Array m, Array v, Half16 g, Array p, Half16 out) {
+  Isa isa;
+  if (!isa_from_name(isa_name, &isa) || !isa_supported(isa)) {
+    throw py::value_error("The 'isa' must be one this CPU has (available_isas()), but got '" + isa_name + "'.");
+  }
+  const auto n = m.size();
+  if (v.size() != n || g.size() != n || p.size() != n || out.size() != n) {
+    throw py::value_error("m, v, grad, param and out must have the same number of elements.");
+  }
+  float* mp = m.mutable_data();
+  float* vp = v.mutable_data();
+  const std::uint16_t* gp = g.data();
+  float* pp = p.mutable_data();
+  std::uint16_t* op = out.mutable_data();
+  py::gil_scoped_release release;
+  bandwidth_probe_mixed(isa, mp, vp, gp, pp, op, static_cast<std::size_t>(n));
+}
+
 }  // namespace
 
 void define(py::module_& mod) {
@@ -53,6 +74,11 @@ void define(py::module_& mod) {
           "The kernel's access pattern with almost no arithmetic: pattern 'delta' reads grad, m, v and "
           "writes m, v, out (stream: out with non-temporal stores); 'apply' reads out (the parameter), "
           "grad, m, v and writes out, m, v.");
+  mod.def("bandwidth_probe_mixed", &probe_mixed, py::arg("isa"), py::arg("m"), py::arg("v"), py::arg("grad16"),
+          py::arg("param"), py::arg("out16"),
+          "The 16-bit-parameter pass's pattern with almost no arithmetic: reads grad16 (uint16), param, m, "
+          "v and writes param, m, v and out16 (uint16); fill grad16 with float16 ones (0x3C00) so no lane "
+          "is denormal.");
   mod.def("get_tuning", [] {
     const Tuning t = tuning();
     return py::dict(py::arg("grain") = t.grain, py::arg("stream_min") = t.stream_min,

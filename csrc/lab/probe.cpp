@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "threadpool.h"
 #include "tuning.h"
@@ -46,9 +47,13 @@ namespace mso::lab::scalar {
 struct V {  // one float a "vector"; streaming is a vector-level matter, as in the kernel
   using Reg = float;
   static constexpr std::size_t kWidth = 1;
-  static Reg load(const float* p) { return *p; }
-  static void store(float* p, Reg x) { *p = x; }
-  static void stream(float* p, Reg x) { *p = x; }
+  static Reg load(const float* p) {  // memcpy: the mixed probe reads 16-bit streams through float*
+    Reg x;
+    std::memcpy(&x, p, sizeof x);
+    return x;
+  }
+  static void store(float* p, Reg x) { std::memcpy(p, &x, sizeof x); }
+  static void stream(float* p, Reg x) { store(p, x); }
   static Reg add(Reg a, Reg b) { return a + b; }
   static Reg sub(Reg a, Reg b) { return a - b; }
 };
@@ -74,7 +79,28 @@ void chunk(void* ctx, std::size_t begin, std::size_t len) {
   fn(j.pattern, j.stream, j.m + begin, j.v + begin, j.g + begin, j.out + begin, len);
 }
 
+struct MixedJob {
+  Isa isa;
+  float* m;
+  float* v;
+  const std::uint16_t* g;
+  float* p;
+  std::uint16_t* out;
+};
+
+void mixed_chunk(void* ctx, std::size_t begin, std::size_t len) {
+  const MixedJob& j = *static_cast<const MixedJob*>(ctx);
+  const auto fn = j.isa == Isa::kAvx512 ? avx512::probe_mixed : j.isa == Isa::kAvx2 ? avx2::probe_mixed : scalar::probe_mixed;
+  fn(j.m + begin, j.v + begin, j.g + begin, j.p + begin, j.out + begin, len);
+}
+
 }  // namespace
+
+void bandwidth_probe_mixed(Isa isa, float* m, float* v, const std::uint16_t* g, float* p, std::uint16_t* out,
+                           std::size_t n) {
+  MixedJob job{isa, m, v, g, p, out};
+  parallel_for(n, tuning().grain, mixed_chunk, &job);
+}
 
 void bandwidth_probe(Pattern pattern, Isa isa, bool stream, float* m, float* v, const float* g, float* out,
                      std::size_t n) {

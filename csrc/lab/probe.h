@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "dispatch.h"
 
@@ -17,6 +18,11 @@ enum class Pattern { kDelta, kApply };
 // stream is only meaningful for kDelta. Threaded like the kernel (parallel_for, the same grain).
 void bandwidth_probe(Pattern pattern, Isa isa, bool stream, float* m, float* v, const float* g, float* out,
                      std::size_t n);
+
+// The 16-bit-parameter pass's pattern (28 bytes an element in five streams, two of them 16-bit): reads
+// g, p, m, v and writes p, m, v, out.
+void bandwidth_probe_mixed(Isa isa, float* m, float* v, const std::uint16_t* g, float* p, std::uint16_t* out,
+                           std::size_t n);
 
 }  // namespace lab
 }  // namespace mso
