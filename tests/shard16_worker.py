@@ -106,9 +106,10 @@ class Holder(nn.Cell):
 class FedStep(nn.Cell):
     """The gradients given, averaged as TrainOneStepCell averages them, then the optimizer's step.
 
-    Two calls, not one graph: returned from the graph that also ran the optimizer, the float32 gradients
-    (those the reducer does not cast) read back as other values than the optimizer was given (seen with
-    MindSpore 2.10 on the CPU; the 16-bit ones read back right)."""
+    Two calls, not one graph: in one graph with the optimizer, given the gradients as graph inputs, the
+    float32 gradients (those the reducer does not cast) read back as other values than their mean, and
+    the float32 parameters end a few ulps away from a run fed the mean; nn.AdamOffload does exactly the
+    same there (MindSpore 2.10, CPU backend, checked by hand), so it is MindSpore's, not this package's."""
 
     def __init__(self, optimizer):
         super().__init__(auto_prefix=False)
