@@ -104,9 +104,9 @@ int adam_offload_master(int nparam, void** params, int* ndims, std::int64_t** sh
   if (apply) *static_cast<float*>(params[kMout]) = 0.0f;
   auto* out = apply ? param : static_cast<std::uint16_t*>(params[kMout]);
   std::fill(out + count, out + n, std::uint16_t{0});
+  const auto* grad = static_cast<const std::uint16_t*>(params[kMgrad]) + (count > 0 ? start : 0);
   mso::adam_master_run(static_cast<float*>(params[kW]), static_cast<float*>(params[kMm]),
-                       static_cast<float*>(params[kMv]), static_cast<const std::uint16_t*>(params[kMgrad]) + (count > 0 ? start : 0),
-                       out, static_cast<std::size_t>(count), h,
+                       static_cast<float*>(params[kMv]), grad, out, static_cast<std::size_t>(count), h,
                        prep, is(half, "float16") ? mso::Half::kFloat16 : mso::Half::kBFloat16, use_locking,
                        leftover_from);
   return 0;

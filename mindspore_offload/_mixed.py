@@ -297,8 +297,9 @@ def check_assignable(params, apply_on_host, cls_name):
         if param.dtype == mstype.bfloat16:
             raise ValueError(f"For '{cls_name}', the bfloat16 parameter '{param.name}' cannot be updated on the CPU "
                              "backend with MINDSPORE_OFFLOAD_HOST_APPLY=0: MindSpore's CPU backend has no bfloat16 "
-                             "Assign (nor AllGather) for the graph to write it with. Unset MINDSPORE_OFFLOAD_HOST_APPLY "
-                             "(or set it to '1') so that the host pass writes the parameter itself.")
+                             "Assign (nor AllGather) for the graph to write it with. Unset "
+                             "MINDSPORE_OFFLOAD_HOST_APPLY (or set it to '1') so that the host pass writes the "
+                             "parameter itself.")
 
 
 def attach(opt, library, use_nesterov, use_locking):

@@ -273,6 +273,6 @@ def looks_sliced(name, saved, parameter_dict):
 
 
 MERGE_HINT = ("It holds one rank's slices of the moments and masters (saved with shard_state=True): merge "
-              "every rank's file into one with `python -m mindspore_offload.checkpoint merge MERGED.ckpt RANK0.ckpt RANK1.ckpt "
-              "...` (rank order) and load MERGED.ckpt; load_param_into_net_checked cuts it to any number of "
-              "sharded ranks.")
+              "every rank's file into one with `python -m mindspore_offload.checkpoint merge MERGED.ckpt "
+              "RANK0.ckpt RANK1.ckpt ...` (rank order) and load MERGED.ckpt; load_param_into_net_checked cuts it "
+              "to any number of sharded ranks.")

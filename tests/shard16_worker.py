@@ -136,8 +136,10 @@ def optimizer_for(params, first, net, sharded, nesterov):
 def make_cell(net, sharded, nesterov):
     if net == "net":
         model = Net16()
-        cell = StepReturningGradients(Loss(model), optimizer_for(model.trainable_params(), [model.fc1.weight, model.fc1.bias],
-                                                                    net, sharded, nesterov))
+        loss = Loss(model)  # first: it gives the parameters their "net." names, which the state's names take
+        optimizer = optimizer_for(model.trainable_params(), [model.fc1.weight, model.fc1.bias], net, sharded,
+                                  nesterov)
+        cell = StepReturningGradients(loss, optimizer)
     else:
         holder = Holder()
         cell = FedStep(optimizer_for(holder.params, [holder.a16, holder.f32], net, sharded, nesterov))

@@ -249,7 +249,8 @@ def test_a_slice_checkpoint_loaded_unsharded_is_refused_naming_the_fix(two):
 def test_a_gradient_of_another_shape_is_refused_naming_the_parameter(two):
     for rank in range(2):
         state = _load(two, "fed_bad_gradient", rank)
-        assert "a gradient of shape (1002,) does not match its parameter 'b16' of shape (1003,)" in str(state["message"])
+        message = str(state["message"])
+        assert "a gradient of shape (1002,) does not match its parameter 'b16' of shape (1003,)" in message
         assert bool(state["unchanged"])
 
 
