@@ -23,6 +23,7 @@ from mindspore import Parameter, Tensor, nn  # noqa: E402
 from mindspore.common.np_dtype import bfloat16  # noqa: E402
 
 from mindspore_offload import AdamOffload, _sharding  # noqa: E402
+from mindspore_offload import checkpoint as mso_checkpoint  # noqa: E402
 import shard16_worker as worker  # noqa: E402
 from test_data_parallel import free_port, logs, msrun_env  # noqa: E402
 
@@ -233,6 +234,18 @@ def test_the_merged_checkpoint_is_the_unsharded_one_masters_included(two):
     assert merged.keys() == plain.keys() and "master.net.fc2.weight" in plain
     for name in plain:
         assert merged[name].asnumpy().tobytes() == plain[name].asnumpy().tobytes(), name
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("net", ["net", "fed"])
+def test_the_merge_command_joins_master_slices_into_the_unsharded_checkpoint(two, net, tmp_path, capsys):
+    merged = tmp_path / "merged.ckpt"
+    assert mso_checkpoint._main(["merge", str(merged)] + [str(two / f"{net}_shard_rank{r}.ckpt") for r in range(2)]) == 0
+    got, plain = ms.load_checkpoint(str(merged)), ms.load_checkpoint(str(two / f"{net}_plain_rank0.ckpt"))
+    assert got.keys() == plain.keys() and sum(name.startswith("master.") for name in plain) >= 5
+    for name in plain:
+        assert got[name].dtype == plain[name].dtype, name
+        assert worker.raw(got[name]).tobytes() == worker.raw(plain[name]).tobytes(), name
 
 
 @pytest.mark.slow
