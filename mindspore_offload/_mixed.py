@@ -241,23 +241,29 @@ def scale_grad(opt, gradients):
 _BYTES = {"float32": (12, 8, 8), "float16": (6, 12, 4), "bfloat16": (6, 12, 4)}
 
 
-def memory_report(params):
+def memory_report(params, shard=None):
     """What the parameters cost on the device and on the host, and what crosses each step; see
-    AdamOffload.memory_report."""
+    AdamOffload.memory_report. ``shard``: the optimizer's _sharding.Layout, or None. A sliced parameter
+    keeps only this rank's slice on the host, and only that slice's gradient and result cross."""
     rows = {}
     for param in params:
         kind = str(param.dtype).lower()
         kind = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}[kind]
         count = int(np.prod(param.shape)) if len(param.shape) else 1
+        on_host = count
+        if shard is not None and shard.sliced(count):
+            on_host = _sharding.slice_length(count, shard.ranks)
         device, host, across = _BYTES[kind]
-        row = rows.setdefault(kind, dict(elements=0, device_bytes=0, host_bytes=0, bytes_across_per_step=0,
+        row = rows.setdefault(kind, dict(elements=0, sharded_elements=0, device_bytes=0, host_bytes=0,
+                                         bytes_across_per_step=0,
                                          per_element=dict(device=device, host=host, across=across)))
         row["elements"] += count
+        row["sharded_elements"] += count if on_host != count else 0
         row["device_bytes"] += device * count
-        row["host_bytes"] += host * count
-        row["bytes_across_per_step"] += across * count
+        row["host_bytes"] += host * on_host
+        row["bytes_across_per_step"] += across * on_host
     total = {key: sum(row[key] for row in rows.values())
-             for key in ("elements", "device_bytes", "host_bytes", "bytes_across_per_step")}
+             for key in ("elements", "sharded_elements", "device_bytes", "host_bytes", "bytes_across_per_step")}
     return dict(by_dtype=rows, total=total)
 
 

@@ -407,8 +407,12 @@ class AdamOffload(Optimizer):
         bfloat16  6       12    4               as float16
         ========  ======  ====  ==============  =========================================
 
+        With ``shard_state=True`` the figures are this rank's: a sliced parameter keeps only its
+        ``ceil(size / N)`` slice on the host, and only that slice's gradient and result cross
+        (``sharded_elements`` counts the sliced parameters' elements).
+
         Returns:
-            dict, ``{"by_dtype": {dtype: {"elements", "device_bytes", "host_bytes",
+            dict, ``{"by_dtype": {dtype: {"elements", "sharded_elements", "device_bytes", "host_bytes",
             "bytes_across_per_step", "per_element"}}, "total": {...}}``.
         """
-        return _mixed.memory_report(self._parameters)
+        return _mixed.memory_report(self._parameters, self.shard)
