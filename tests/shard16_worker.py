@@ -194,15 +194,7 @@ class Run16(Run):
         self.save(case, state(cell))
 
     def refusal(self, case, net, checkpoint, sharded):
-        cell = make_cell(net, sharded, False)
-        before = state(cell)
-        try:
-            load_param_into_net_checked(cell, checkpoint)
-            message = "loaded"
-        except ValueError as error:
-            message = str(error)
-        unchanged = all(np.array_equal(before[k], v) for k, v in state(cell).items())
-        self.save(case, {"message": np.array(message), "unchanged": np.array(unchanged)})
+        self.save_refusal(case, make_cell(net, sharded, False), checkpoint, state)
 
     def bad_gradient(self, case):
         """A sharded step given a gradient of the wrong shape for a sliced bfloat16 parameter."""

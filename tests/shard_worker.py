@@ -108,14 +108,18 @@ class Run:
         self.save(case, state(cell))
 
     def refusal(self, case, checkpoint, sharded):
-        cell = make_cell(sharded, False)
-        before = state(cell)
+        self.save_refusal(case, make_cell(sharded, False), checkpoint, state)
+
+    def save_refusal(self, case, cell, checkpoint, state_of):
+        """Loads `checkpoint` into `cell` and saves the error message (or "loaded") and whether every
+        parameter of the cell, as `state_of` reads them, stayed as it was."""
+        before = state_of(cell)
         try:
             load_param_into_net_checked(cell, checkpoint)
             message = "loaded"
         except ValueError as error:
             message = str(error)
-        unchanged = all(np.array_equal(before[k], v) for k, v in state(cell).items())
+        unchanged = all(np.array_equal(before[k], v) for k, v in state_of(cell).items())
         self.save(case, {"message": np.array(message), "unchanged": np.array(unchanged)})
 
 

@@ -4,63 +4,22 @@ nn.AdamOffload from the same start on the same data (tests/dp_worker.py does the
 Every rank sees different data, so the ranks end with the same parameters only if the gradients were
 all-reduced; and ours must end where nn.AdamOffload does.
 """
-import glob
-import os
-import shutil
-import socket
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 pytest.importorskip("mindspore")
 
-import mindspore_offload  # noqa: E402
+from msrun_launch import launch, logs  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 WORKERS = 2
 STEPS = 5
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def msrun_env():
-    env = dict(os.environ)
-    venv_bin = os.path.dirname(sys.executable)  # msrun and the workers' python come from this environment
-    env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
-    package_root = os.path.dirname(os.path.dirname(os.path.abspath(mindspore_offload.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    return env
-
-
-def logs(log_dir):
-    text = []
-    for path in sorted(glob.glob(os.path.join(log_dir, "*.log"))):
-        with open(path, errors="replace") as f:
-            lines = [line for line in f if "WARNING" not in line and "[INFO]" not in line]
-        text.append(f"--- {os.path.basename(path)}\n" + "".join(lines[-30:]))
-    return "\n".join(text)
-
-
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    env = msrun_env()
-    msrun = shutil.which("msrun", path=env["PATH"])
-    if msrun is None:
-        pytest.skip(f"msrun is not installed next to {sys.executable}")
     out = tmp_path_factory.mktemp("data_parallel")
-    log_dir = out / "logs"
-    command = [msrun, f"--worker_num={WORKERS}", f"--local_worker_num={WORKERS}", f"--master_port={free_port()}",
-               "--join=True", f"--log_dir={log_dir}", os.path.join(HERE, "dp_worker.py"), str(out), str(STEPS)]
-    try:
-        proc = subprocess.run(command, cwd=out, env=env, capture_output=True, text=True, timeout=120)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"msrun did not finish in 120 s\n{logs(log_dir)}")
+    proc, log_dir = launch("dp_worker.py", [out, STEPS], WORKERS, out, timeout=120)
     assert proc.returncode == 0, f"msrun failed ({proc.returncode})\n{proc.stdout[-3000:]}\n{logs(log_dir)}"
     found = {}
     for name in ("ours", "mindspore"):

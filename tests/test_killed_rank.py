@@ -9,9 +9,6 @@ exited with exception. Please check logs in directory: ..." and exits with 1. Fr
 exit took 34.5 s with the default timeout and about 10 s with MS_NODE_TIMEOUT=5, which this test sets.
 """
 import os
-import shutil
-import subprocess
-import sys
 import time
 
 import numpy as np
@@ -19,27 +16,17 @@ import pytest
 
 pytest.importorskip("mindspore")
 
-from test_data_parallel import free_port, logs, msrun_env  # noqa: E402
+import msrun_launch  # noqa: E402
+from msrun_launch import logs, msrun_env  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 WORKERS, STEPS, KILL_AFTER = 2, 8, 4
 NODE_TIMEOUT = 5  # seconds; the scheduler's heartbeat timeout, which bounds the teardown
 TEARDOWN_LIMIT = 60  # seconds from the kill to msrun's exit; measured ~10 s with NODE_TIMEOUT = 5
 
 
 def launch(out, phase, *args, env, timeout):
-    msrun = shutil.which("msrun", path=env["PATH"])
-    if msrun is None:
-        pytest.fail(f"msrun is not installed next to {sys.executable}")
-    log_dir = out / f"logs_{phase}"
-    command = [msrun, f"--worker_num={WORKERS}", f"--local_worker_num={WORKERS}", f"--master_port={free_port()}",
-               "--join=True", f"--log_dir={log_dir}", os.path.join(HERE, "kill_worker.py"), str(out), phase,
-               str(STEPS), *map(str, args)]
-    try:
-        proc = subprocess.run(command, cwd=out, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"msrun ({phase}) did not end within {timeout} s\n{logs(log_dir)}")
-    return proc, log_dir
+    return msrun_launch.launch("kill_worker.py", [out, phase, STEPS, *args], WORKERS, out, timeout, env=env,
+                               log_dir=out / f"logs_{phase}", missing=pytest.fail)
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,6 @@ three ranks (parity, and resuming the two-rank checkpoints). Every comparison is
 is element-wise, so slicing must not change a single bit. Sharded moments are compared after joining
 the ranks' slices with the same merge the checkpoint tool uses, whose own cases are tested here first.
 """
-import os
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -21,9 +17,8 @@ from mindspore import nn  # noqa: E402
 
 from mindspore_offload import AdamOffload, _sharding  # noqa: E402
 from mindspore_offload import checkpoint as mso_checkpoint  # noqa: E402
-from test_data_parallel import free_port, logs, msrun_env  # noqa: E402
+from msrun_launch import launch_ok  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 # The worker's net: parameter sizes 231, 33, 1023, 31, 93, 3, 1.
 SIZES = {"fc1.weight": 231, "fc1.bias": 33, "fc2.weight": 1023, "fc2.bias": 31, "fc3.weight": 93, "fc3.bias": 3,
          "scale": 1}
@@ -134,22 +129,7 @@ def test_a_bad_threshold_in_the_environment_is_refused(monkeypatch, value):
 # --- msrun: two ranks, then three ---
 
 def _launch(workers, out, min_size, source=None):
-    env = msrun_env()
-    msrun = shutil.which("msrun", path=env["PATH"])
-    if msrun is None:
-        pytest.skip(f"msrun is not installed next to {sys.executable}")
-    log_dir = out / "logs"
-    command = [msrun, f"--worker_num={workers}", f"--local_worker_num={workers}", f"--master_port={free_port()}",
-               "--join=True", f"--log_dir={log_dir}", os.path.join(HERE, "shard_worker.py"), str(out),
-               str(min_size)] + ([str(source)] if source else [])
-    try:
-        proc = subprocess.run(command, cwd=out, env=env, capture_output=True, text=True, timeout=240)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"msrun with {workers} workers did not finish in 240 s\n{logs(log_dir)}")
-    assert proc.returncode == 0, f"msrun failed ({proc.returncode})\n{proc.stdout[-3000:]}\n{logs(log_dir)}"
-    for rank in range(workers):
-        assert (out / f"finished_rank{rank}").exists(), f"rank {rank} did not finish\n{logs(log_dir)}"
-    return out
+    return launch_ok("shard_worker.py", [out, min_size] + ([source] if source else []), workers, out, timeout=240)
 
 
 @pytest.fixture(scope="module")

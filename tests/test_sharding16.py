@@ -8,10 +8,6 @@ half-way and resumes across layouts) and three ranks (the fed set). Every compar
   masters equal float32 parameters trained by the float32 path on the widened gradients;
 - what MindSpore's gradient reducer makes of 16-bit gradients (the mean taken in float32, rounded once).
 """
-import os
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -25,28 +21,13 @@ from mindspore.common.np_dtype import bfloat16  # noqa: E402
 from mindspore_offload import AdamOffload, _sharding  # noqa: E402
 from mindspore_offload import checkpoint as mso_checkpoint  # noqa: E402
 import shard16_worker as worker  # noqa: E402
-from test_data_parallel import free_port, logs, msrun_env  # noqa: E402
+from msrun_launch import launch_ok  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 FIRST_GROUP = ("net.fc1.weight", "net.fc1.bias", "a16", "f32")  # worker.optimizer_for's first group
 
 
 def _launch(workers, out):
-    env = msrun_env()
-    msrun = shutil.which("msrun", path=env["PATH"])
-    if msrun is None:
-        pytest.skip(f"msrun is not installed next to {sys.executable}")
-    log_dir = out / "logs"
-    command = [msrun, f"--worker_num={workers}", f"--local_worker_num={workers}", f"--master_port={free_port()}",
-               "--join=True", f"--log_dir={log_dir}", os.path.join(HERE, "shard16_worker.py"), str(out)]
-    try:
-        proc = subprocess.run(command, cwd=out, env=env, capture_output=True, text=True, timeout=300)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"msrun with {workers} workers did not finish in 300 s\n{logs(log_dir)}")
-    assert proc.returncode == 0, f"msrun failed ({proc.returncode})\n{proc.stdout[-3000:]}\n{logs(log_dir)}"
-    for rank in range(workers):
-        assert (out / f"finished_rank{rank}").exists(), f"rank {rank} did not finish\n{logs(log_dir)}"
-    return out
+    return launch_ok("shard16_worker.py", [out], workers, out, timeout=300)
 
 
 @pytest.fixture(scope="module")
