@@ -11,11 +11,10 @@ DeepSpeed's time over the current grain's. Needs the lab build (MINDSPORE_OFFLOA
 """
 import argparse
 import statistics
-import time
 
 import numpy as np
 
-from bench_kernel import HYPER, Buffers, Peers, lr_powers
+from bench_kernel import Buffers, Impl, Peers, lr_powers
 from mindspore_offload import _bench
 
 
@@ -33,13 +32,6 @@ def parse_args(argv=None):
     return a
 
 
-def timed(fn, inner):
-    t0 = time.perf_counter()
-    for _ in range(inner):
-        fn()
-    return (time.perf_counter() - t0) / inner
-
-
 def main(argv=None):
     args = parse_args(argv)
     saved = _bench.get_tuning()
@@ -54,35 +46,21 @@ def main(argv=None):
             b = Buffers(n, rng)
             for threads in args.threads:
                 _bench.set_num_threads(threads)
-                rows = {}
+                impls = []
                 for g in grains:
                     def ours(g=g):
                         _bench.set_tuning(grain=g)
                         _bench.adam_apply(b.p, b.m, b.v, b.g, *lr_powers(), False)
-                    rows[f"grain 2^{g.bit_length() - 1}"] = (ours, None)
+                    impls.append(Impl(f"grain 2^{g.bit_length() - 1}", ours, threads, _bench.set_num_threads))
                 if peers.ds is not None:
-                    t = peers.torch
-                    p, g_, m, v = (t.from_numpy(x) for x in (b.p, b.g, b.m, b.v))
-                    h = HYPER
-
-                    def ds():
-                        peers.ds.adam_update(0, h["step"], h["lr"], h["beta1"], h["beta2"], h["eps"], 0.0, True,
-                                             p, g_, m, v)
-                    rows["deepspeed"] = (ds, lambda: t.set_num_threads(threads))
-                for fn, prep in rows.values():  # warm, and pick the inner count from the slowest
-                    if prep:
-                        prep()
-                    fn()
-                inner = max(1, int(0.01 / max(timed(fn, 1) for fn, _ in rows.values())))
-                samples = {name: [] for name in rows}
+                    impls += [i for i in peers.impls(b, threads) if i.name.startswith("deepspeed")]
+                for impl in impls:
+                    impl.calibrate(0.01)
                 order = np.random.default_rng(n + threads)
-                names = list(rows)
                 for _ in range(args.repeat):
-                    for i in order.permutation(len(names)):
-                        fn, prep = rows[names[i]]
-                        if prep:
-                            prep()
-                        samples[names[i]].append(timed(fn, inner))
+                    for i in order.permutation(len(impls)):
+                        impls[i].sample()
+                samples = {impl.name.split("/")[0]: impl.samples for impl in impls}
                 base = samples[f"grain 2^{current.bit_length() - 1}"]
                 cells = []
                 for name, s in samples.items():

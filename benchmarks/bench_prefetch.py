@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 
+from bench_kernel import lr_powers
 from mindspore_offload import _bench
 
-HYPER = (1e-3, 0.9, 0.999, 1e-8, 0.9 ** 10, 0.999 ** 10, False)
 NEVER = (1 << 64) - 1
 
 
@@ -50,7 +50,7 @@ def main(argv=None):
                 def timed(prefetch_min):
                     _bench.set_tuning(prefetch_min=prefetch_min)
                     t0 = time.perf_counter()
-                    _bench.adam_apply(p, m, v, g, *HYPER)
+                    _bench.adam_apply(p, m, v, g, *lr_powers(), False)
                     return time.perf_counter() - t0
 
                 timed(on), timed(NEVER)  # warm

@@ -250,9 +250,7 @@ def memory_report(params, shard=None):
         kind = str(param.dtype).lower()
         kind = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}[kind]
         count = int(np.prod(param.shape)) if len(param.shape) else 1
-        on_host = count
-        if shard is not None and shard.sliced(count):
-            on_host = _sharding.slice_length(count, shard.ranks)
+        on_host = _sharding.slice_length(count, shard.ranks) if _sliced(param, shard) else count
         device, host, across = _BYTES[kind]
         row = rows.setdefault(kind, dict(elements=0, sharded_elements=0, device_bytes=0, host_bytes=0,
                                          bytes_across_per_step=0,
