@@ -63,7 +63,8 @@ sanitize: $(DEPS)
 		assert '/build/sanitize/' in c.__file__ and '/build/sanitize/' in b.__file__, c.__file__"
 	cd build/sanitize/lib && $(SANITIZE_ENV) $(abspath $(PY)) -m pytest -p no:cacheprovider -q \
 		$(CURDIR)/tests/test_kernel.py $(CURDIR)/tests/test_lab.py $(CURDIR)/tests/test_kernel_errors.py $(CURDIR)/tests/test_custom_op_entry.py \
-		$(CURDIR)/tests/test_mixed_kernel.py $(CURDIR)/tests/test_mixed_entry.py $(CURDIR)/tests/test_mixed_slice_entry.py
+		$(CURDIR)/tests/test_mixed_kernel.py $(CURDIR)/tests/test_mixed_entry.py $(CURDIR)/tests/test_mixed_slice_entry.py \
+		$(CURDIR)/tests/test_slice_property.py
 
 clean:
 	rm -rf build dist *.egg-info mindspore_offload/*.so $(BUILT) $(LAB)

@@ -70,7 +70,7 @@ def runners(n):
     def master(half):
         w, m, v = state()
         g16, out16 = grads[half], np.empty(n, np.uint16)
-        return lambda: _C.adam_master_step(w, m, v, g16, out16, *HYPER, False, half, 0.0, False, 1.0, False)
+        return lambda: _C.adam_master_step(w, m, v, g16, out16, None, *HYPER, False, half, 0.0, False, 1.0, False)
 
     rows = {"float32 apply": apply(), "float16 master": master("float16"), "bfloat16 master": master("bfloat16")}
     if _bench is not None:

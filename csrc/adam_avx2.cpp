@@ -37,6 +37,10 @@ struct Vec {
   static reg sqrt(reg a) { return _mm256_sqrt_ps(a); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static void prefetch(const float* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+  static reg where_same(reg a, reg b, reg x, reg y) {
+    const __m256i same = _mm256_cmpeq_epi32(_mm256_castps_si256(a), _mm256_castps_si256(b));
+    return _mm256_blendv_ps(y, x, _mm256_castsi256_ps(same));
+  }
 
   // 16-bit parameters (adam_master_body.h): F16C for float16 (half.h's bits, denormals and NaNs
   // included), integer code for bfloat16.

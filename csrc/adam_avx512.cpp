@@ -41,6 +41,10 @@ struct Vec {
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static void prefetch(const float* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
 
+  static reg where_same(reg a, reg b, reg x, reg y) {
+    return _mm512_mask_blend_ps(_mm512_cmpeq_epi32_mask(_mm512_castps_si512(a), _mm512_castps_si512(b)), y, x);
+  }
+
   // 16-bit parameters (adam_master_body.h). vcvtph2ps/vcvtps2ph give half.h's bits (denormals, NaNs
   // and all); bfloat16 is integer code, because vcvtneps2bf16 flushes denormal inputs to zero.
   static reg load_f16(const std::uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }

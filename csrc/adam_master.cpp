@@ -31,6 +31,7 @@ struct Job {
   float* m;
   float* v;
   const std::uint16_t* grad;
+  const std::uint16_t* param;  // or null (adam_master.h)
   std::uint16_t* out;
   AdamCoeffs k;
   GradPrep prep;
@@ -41,37 +42,51 @@ struct Job {
 
 void run_chunk(void* ctx, std::size_t begin, std::size_t len) {
   const Job& j = *static_cast<const Job*>(ctx);
-  j.kernel(j.master + begin, j.m + begin, j.v + begin, j.grad + begin, j.out + begin, len, j.k, j.prep, j.nesterov,
-           j.half);
+  j.kernel(j.master + begin, j.m + begin, j.v + begin, j.grad + begin, j.param ? j.param + begin : nullptr,
+           j.out + begin, len, j.k, j.prep, j.nesterov, j.half);
 }
 
-// The last n mod 8 elements, as the float32 path rounds them (adam_leftover.cpp: MindSpore's scalar
-// loop), so the master stays bit-identical to a float32 parameter there too.
-void master_leftover(float* w, float* m, float* v, const std::uint16_t* g, std::uint16_t* out, std::size_t rest,
-                     const AdamCoeffs& k, const GradPrep& p, bool nesterov, Half half) {
-  float g32[kMindSporeVectorWidth];
-  for (std::size_t i = 0; i < rest; ++i) {
-    float gi = half == Half::kFloat16 ? half_to_float(g[i]) : bfloat16_to_float(g[i]);
-    if (p.decay) gi = w[i] * p.weight_decay + gi;
-    if (p.unscale) gi = gi * p.grad_scale;
-    g32[i] = gi;
+float widen(std::uint16_t x, Half half) { return half == Half::kFloat16 ? half_to_float(x) : bfloat16_to_float(x); }
+
+std::uint16_t narrow(float x, Half half) { return half == Half::kFloat16 ? float_to_half(x) : float_to_bfloat16(x); }
+
+// Elements from `from` on, as the float32 path rounds a tensor's last n mod 8 (adam_leftover.cpp:
+// MindSpore's scalar loop), so the master stays bit-identical to a float32 parameter there too. A slice
+// can hold more than 8 such elements (its padding past the tensor's end), so they go 8 at a time.
+void master_leftover(const Job& j, std::size_t from, std::size_t n) {
+  for (std::size_t at = from; at < n; at += kMindSporeVectorWidth) {
+    const std::size_t rest = std::min(kMindSporeVectorWidth, n - at);
+    float* w = j.master + at;
+    float g32[kMindSporeVectorWidth];
+    for (std::size_t i = 0; i < rest; ++i) {
+      // the vector levels' follow(): compared as widened bits, so every level keeps the same elements
+      if (j.param != nullptr && float_bits(widen(narrow(w[i], j.half), j.half)) !=
+                                    float_bits(widen(j.param[at + i], j.half))) {
+        w[i] = widen(j.param[at + i], j.half);
+      }
+      float gi = widen(j.grad[at + i], j.half);
+      if (j.prep.decay) gi = w[i] * j.prep.weight_decay + gi;
+      if (j.prep.unscale) gi = gi * j.prep.grad_scale;
+      g32[i] = gi;
+    }
+    adam_leftover(j.m + at, j.v + at, g32, w, rest, j.k, j.nesterov, true);
+    for (std::size_t i = 0; i < rest; ++i) j.out[at + i] = narrow(w[i], j.half);
   }
-  adam_leftover(m, v, g32, w, rest, k, nesterov, true);
-  for (std::size_t i = 0; i < rest; ++i) out[i] = half == Half::kFloat16 ? float_to_half(w[i]) : float_to_bfloat16(w[i]);
 }
 
 }  // namespace
 
-void adam_master_run(float* master, float* m, float* v, const std::uint16_t* grad, std::uint16_t* out, std::size_t n,
-                     const AdamHyper& h, const GradPrep& p, Half half, bool use_locking, std::size_t leftover_from) {
+void adam_master_run(float* master, float* m, float* v, const std::uint16_t* grad, const std::uint16_t* param,
+                     std::uint16_t* out, std::size_t n, const AdamHyper& h, const GradPrep& p, Half half,
+                     bool use_locking, std::size_t leftover_from) {
   if (n == 0) return;
-  Job job{master, m, v, grad, out, adam_coeffs(h), p, master_kernel_for(active_isa()), h.nesterov, half};
+  const Job job{master, m, v, grad, param, out, adam_coeffs(h), p, master_kernel_for(active_isa()), h.nesterov, half};
   std::unique_lock<std::mutex> lock;
   if (use_locking) lock = std::unique_lock<std::mutex>(lock_for(m));
   const std::size_t body =
       leftover_from == kWholeTensor ? n - n % kMindSporeVectorWidth : std::min(leftover_from, n);
-  parallel_for(body, tuning().grain, run_chunk, &job);
-  master_leftover(master + body, m + body, v + body, grad + body, out + body, n - body, job.k, p, h.nesterov, half);
+  parallel_for(body, tuning().grain, run_chunk, const_cast<Job*>(&job));
+  master_leftover(job, body, n);
 }
 
 }  // namespace mso

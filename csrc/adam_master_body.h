@@ -3,7 +3,8 @@
 // Included by each level's file right after adam_body.h, in the same namespace (no include guard, as
 // adam_body.h). Besides adam_body.h's operations, Vec provides full-register 16-bit loads and stores:
 // load_f16/store_f16 and load_bf16/store_bf16 (widening exactly; narrowing to nearest even, with the
-// bits of half.h at every level). The tail goes through a zero-filled stack copy of the 16-bit lanes,
+// bits of half.h at every level), and where_same(a, b, x, y): x in the lanes where a and b have the same
+// bits, y elsewhere. The tail goes through a zero-filled stack copy of the 16-bit lanes,
 // since x86 has no masked 16-bit load below AVX512BW.
 #ifndef MSO_LEVEL
 #error "define MSO_LEVEL and its Vec, and include adam_body.h, before including adam_master_body.h"
@@ -23,6 +24,15 @@ struct Narrow {
       Vec::store_bf16(p, x);
     }
   }
+  // The master restarted where the parameter was written since the last pass: lanes where `param`
+  // differs from the master rounded take the parameter, widened exactly (adam_master.h). The rounding
+  // goes through memory, which stays in the store buffer, so Vec needs no register-only conversion.
+  static Reg follow(Reg w, const std::uint16_t* param) {
+    std::uint16_t rounded[Vec::kWidth];
+    store(rounded, w);
+    const Reg now = load(param);
+    return Vec::where_same(load(rounded), now, w, now);
+  }
 };
 
 struct Prep {
@@ -41,13 +51,17 @@ inline void master_step(const Consts& k, const Prep& p, Reg g, Reg& w, Reg& m, R
 
 // kCount whole registers of every stream, all loads before any store, as adam_body.h's block(): the
 // loads of a block are in flight together while the divide/sqrt unit works.
+// `param` (null: not checked) may be `out`: every load of a block comes before its first store.
 template <Half kHalf, bool kNesterov, bool kDecay, bool kUnscale, std::size_t kCount = kBlock>
 inline void master_block(const Consts& k, const Prep& p, float* w, float* m, float* v, const std::uint16_t* g,
-                         std::uint16_t* out) {
+                         const std::uint16_t* param, std::uint16_t* out) {
   constexpr std::size_t width = Vec::kWidth;
   Reg gs[kCount], ws[kCount], ms[kCount], vs[kCount];
   for (std::size_t b = 0; b < kCount; ++b) gs[b] = Narrow<kHalf>::load(g + b * width);
   for (std::size_t b = 0; b < kCount; ++b) ws[b] = Vec::load(w + b * width);
+  if (param != nullptr) {
+    for (std::size_t b = 0; b < kCount; ++b) ws[b] = Narrow<kHalf>::follow(ws[b], param + b * width);
+  }
   for (std::size_t b = 0; b < kCount; ++b) ms[b] = Vec::load(m + b * width);
   for (std::size_t b = 0; b < kCount; ++b) vs[b] = Vec::load(v + b * width);
   for (std::size_t b = 0; b < kCount; ++b) master_step<kNesterov, kDecay, kUnscale>(k, p, gs[b], ws[b], ms[b], vs[b]);
@@ -58,8 +72,8 @@ inline void master_block(const Consts& k, const Prep& p, float* w, float* m, flo
 }
 
 template <Half kHalf, bool kNesterov, bool kDecay, bool kUnscale>
-void run_master(float* w, float* m, float* v, const std::uint16_t* g, std::uint16_t* out, std::size_t n,
-                const Consts& k, const Prep& p) {
+void run_master(float* w, float* m, float* v, const std::uint16_t* g, const std::uint16_t* param, std::uint16_t* out,
+                std::size_t n, const Consts& k, const Prep& p) {
   constexpr std::size_t width = Vec::kWidth;
   const bool far = p.far;
   std::size_t i = 0;
@@ -72,10 +86,12 @@ void run_master(float* w, float* m, float* v, const std::uint16_t* g, std::uint1
         Vec::prefetch(v + i + kPrefetchAhead + line);
       }
     }
-    master_block<kHalf, kNesterov, kDecay, kUnscale>(k, p, w + i, m + i, v + i, g + i, out + i);
+    master_block<kHalf, kNesterov, kDecay, kUnscale>(k, p, w + i, m + i, v + i, g + i, param ? param + i : param,
+                                                     out + i);
   }
   for (; i + width <= n; i += width) {  // fewer than kBlock whole registers left
-    master_block<kHalf, kNesterov, kDecay, kUnscale, 1>(k, p, w + i, m + i, v + i, g + i, out + i);
+    master_block<kHalf, kNesterov, kDecay, kUnscale, 1>(k, p, w + i, m + i, v + i, g + i, param ? param + i : param,
+                                                        out + i);
   }
   if (i < n) {  // fewer than a register: the same instructions on the lanes that exist
     const std::size_t rest = n - i;
@@ -84,6 +100,11 @@ void run_master(float* w, float* m, float* v, const std::uint16_t* g, std::uint1
     std::uint16_t out16[width];
     std::memcpy(g16, g + i, rest * sizeof(std::uint16_t));
     Reg wv = Vec::load(w + i, lanes);
+    if (param != nullptr) {  // lanes past the end: 0 against 0, kept
+      std::uint16_t param16[width] = {};
+      std::memcpy(param16, param + i, rest * sizeof(std::uint16_t));
+      wv = Narrow<kHalf>::follow(wv, param16);
+    }
     Reg mv = Vec::load(m + i, lanes);
     Reg vv = Vec::load(v + i, lanes);
     master_step<kNesterov, kDecay, kUnscale>(k, p, Narrow<kHalf>::load(g16), wv, mv, vv);
@@ -96,35 +117,37 @@ void run_master(float* w, float* m, float* v, const std::uint16_t* g, std::uint1
 }
 
 template <Half kHalf, bool kNesterov>
-void run_master_prep(float* w, float* m, float* v, const std::uint16_t* g, std::uint16_t* out, std::size_t n,
-                     const Consts& k, const Prep& p, const GradPrep& gp) {
+void run_master_prep(float* w, float* m, float* v, const std::uint16_t* g, const std::uint16_t* param,
+                     std::uint16_t* out, std::size_t n, const Consts& k, const Prep& p, const GradPrep& gp) {
   if (gp.decay) {
-    gp.unscale ? run_master<kHalf, kNesterov, true, true>(w, m, v, g, out, n, k, p)
-               : run_master<kHalf, kNesterov, true, false>(w, m, v, g, out, n, k, p);
+    gp.unscale ? run_master<kHalf, kNesterov, true, true>(w, m, v, g, param, out, n, k, p)
+               : run_master<kHalf, kNesterov, true, false>(w, m, v, g, param, out, n, k, p);
   } else {
-    gp.unscale ? run_master<kHalf, kNesterov, false, true>(w, m, v, g, out, n, k, p)
-               : run_master<kHalf, kNesterov, false, false>(w, m, v, g, out, n, k, p);
+    gp.unscale ? run_master<kHalf, kNesterov, false, true>(w, m, v, g, param, out, n, k, p)
+               : run_master<kHalf, kNesterov, false, false>(w, m, v, g, param, out, n, k, p);
   }
 }
 
 template <Half kHalf>
-void run_master_half(float* w, float* m, float* v, const std::uint16_t* g, std::uint16_t* out, std::size_t n,
-                     const Consts& k, const Prep& p, const GradPrep& gp, bool nesterov) {
-  nesterov ? run_master_prep<kHalf, true>(w, m, v, g, out, n, k, p, gp)
-           : run_master_prep<kHalf, false>(w, m, v, g, out, n, k, p, gp);
+void run_master_half(float* w, float* m, float* v, const std::uint16_t* g, const std::uint16_t* param,
+                     std::uint16_t* out, std::size_t n, const Consts& k, const Prep& p, const GradPrep& gp,
+                     bool nesterov) {
+  nesterov ? run_master_prep<kHalf, true>(w, m, v, g, param, out, n, k, p, gp)
+           : run_master_prep<kHalf, false>(w, m, v, g, param, out, n, k, p, gp);
 }
 
 }  // namespace
 
-void adam_master_step(float* master, float* m, float* v, const std::uint16_t* grad, std::uint16_t* out,
-                      std::size_t n, const AdamCoeffs& c, const GradPrep& gp, bool nesterov, Half half) {
+void adam_master_step(float* master, float* m, float* v, const std::uint16_t* grad, const std::uint16_t* param,
+                      std::uint16_t* out, std::size_t n, const AdamCoeffs& c, const GradPrep& gp, bool nesterov,
+                      Half half) {
   const Consts k{Vec::set1(c.beta1),           Vec::set1(c.beta2),  Vec::set1(c.one_minus_beta1),
                  Vec::set1(c.one_minus_beta2), Vec::set1(c.neg_lr), Vec::set1(c.eps)};
   const Prep p{Vec::set1(gp.weight_decay), Vec::set1(gp.grad_scale), n >= c.prefetch_min};
   if (half == Half::kFloat16) {
-    run_master_half<Half::kFloat16>(master, m, v, grad, out, n, k, p, gp, nesterov);
+    run_master_half<Half::kFloat16>(master, m, v, grad, param, out, n, k, p, gp, nesterov);
   } else {
-    run_master_half<Half::kBFloat16>(master, m, v, grad, out, n, k, p, gp, nesterov);
+    run_master_half<Half::kBFloat16>(master, m, v, grad, param, out, n, k, p, gp, nesterov);
   }
 }
 

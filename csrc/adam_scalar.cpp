@@ -35,6 +35,7 @@ struct Vec {
   static reg sqrt(reg a) { return std::sqrt(a); }
   static reg fma(reg a, reg b, reg c) { return std::fma(a, b, c); }
   static void prefetch(const float*) {}
+  static reg where_same(reg a, reg b, reg x, reg y) { return float_bits(a) == float_bits(b) ? x : y; }
 
   // 16-bit parameters (adam_master_body.h): half.h's integer conversions, the bits of the vector levels.
   static reg load_f16(const std::uint16_t* p) { return half_to_float(*p); }

@@ -104,13 +104,17 @@ void adam_apply(py::array param, py::array m, py::array v, py::array grad, float
                grad, param, {lr, beta1, beta2, eps, beta1_power, beta2_power, nesterov}, use_locking, true);
 }
 
-void adam_master_step(py::array master, py::array m, py::array v, py::array grad, py::array out, float lr,
-                      float beta1, float beta2, float eps, float beta1_power, float beta2_power, bool nesterov,
-                      const std::string& half, float weight_decay, bool decay, float grad_scale, bool unscale,
-                      bool use_locking) {
+// `param` (None: not read) is the 16-bit parameter as it is now; it may be `out` itself, but no other buffer.
+void adam_master_step(py::array master, py::array m, py::array v, py::array grad, py::array out,
+                      std::optional<py::array> param, float lr, float beta1, float beta2, float eps,
+                      float beta1_power, float beta2_power, bool nesterov, const std::string& half,
+                      float weight_decay, bool decay, float grad_scale, bool unscale, bool use_locking) {
   const char* fn = "adam_master_step";
-  check_buffers(fn, {{"master", master, true}, {"m", m, true}, {"v", v, true}, {"grad", grad, false, true},
-                     {"out", out, true, true}});
+  std::vector<Buffer> buffers{{"master", master, true}, {"m", m, true}, {"v", v, true}, {"grad", grad, false, true},
+                              {"out", out, true, true}};
+  const bool param_is_out = param && param->data() == out.data() && param->nbytes() == out.nbytes();
+  if (param && !param_is_out) buffers.push_back({"param", *param, false, true});
+  check_buffers(fn, buffers);
   if (half != "float16" && half != "bfloat16") {
     throw py::value_error("For 'adam_master_step', the 'half' must be 'float16' or 'bfloat16', but got '" + half + "'.");
   }
@@ -123,12 +127,13 @@ void adam_master_step(py::array master, py::array m, py::array v, py::array grad
   auto* vp = static_cast<float*>(v.mutable_data());
   auto* gp = static_cast<const std::uint16_t*>(grad.data());
   auto* op = static_cast<std::uint16_t*>(out.mutable_data());
+  auto* pp = param ? static_cast<const std::uint16_t*>(param->data()) : nullptr;
   const auto n = static_cast<std::size_t>(m.size());
   const mso::AdamHyper h{lr, beta1, beta2, eps, beta1_power, beta2_power, nesterov};
   const mso::GradPrep prep{weight_decay, grad_scale, decay, unscale};
   const mso::Half kind = half == "float16" ? mso::Half::kFloat16 : mso::Half::kBFloat16;
   py::gil_scoped_release release;
-  mso::adam_master_run(wp, mp, vp, gp, op, n, h, prep, kind, use_locking);
+  mso::adam_master_run(wp, mp, vp, gp, pp, op, n, h, prep, kind, use_locking);
 }
 
 std::vector<std::string> available_isas() {
@@ -165,7 +170,7 @@ PYBIND11_MODULE(_C, mod) {
           py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("beta1_power"), py::arg("beta2_power"),
           py::arg("nesterov"), py::arg("use_locking") = false);
   mod.def("adam_master_step", &adam_master_step, py::arg("master"), py::arg("m"), py::arg("v"), py::arg("grad"),
-          py::arg("out"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("beta1_power"),
+          py::arg("out"), py::arg("param"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("beta1_power"),
           py::arg("beta2_power"), py::arg("nesterov"), py::arg("half"), py::arg("weight_decay"), py::arg("decay"),
           py::arg("grad_scale"), py::arg("unscale"), py::arg("use_locking") = false);
   mod.def("available_isas", &available_isas);

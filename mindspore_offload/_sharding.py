@@ -115,11 +115,15 @@ def moments(params, shard):
     return tuple(out)
 
 
-def _leftover_from(size, k):
-    """Where the whole tensor's last size mod 8 elements fall in this rank's slice of k (k: not in it).
+def leftover_from(size, k, rank):
+    """Where the whole tensor's last size mod 8 elements fall in ``rank``'s slice of k (k: not in it).
     They are rounded as MindSpore rounds its leftovers; telling the kernel where they fall makes the
     slices give the whole tensor's bits."""
-    return min(max(size - size % 8 - _RANK * k, 0), k)
+    return min(max(size - size % 8 - rank * k, 0), k)
+
+
+def _leftover_from(size, k):
+    return leftover_from(size, k, _RANK)
 
 
 def _this_ranks_slice(gradient, k):

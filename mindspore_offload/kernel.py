@@ -181,6 +181,12 @@ def adam_delta(m, v, grad, *, lr, beta1, beta2, eps, beta1_power, beta2_power, u
     arrays = {"m": m, "v": v, "grad": grad}
     if out is not None:
         arrays["out"] = out
+    if param is not None:
+        if _sixteen_bit_kind(fn, "param", param) != half:
+            raise TypeError(f"For '{fn}', the 'param' must have the gradient's dtype {grad.dtype}, but got "
+                            f"{param.dtype}.")
+        if param is not out:
+            arrays["param"] = param
     hyper = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, beta1_power=beta1_power, beta2_power=beta2_power)
     values = _check_step("adam_delta", arrays, hyper, use_nesterov, use_locking)
     if out is None:
@@ -225,7 +231,7 @@ def _sixteen_bit_kind(fn, name, array):
 
 
 def adam_master_step(master, m, v, grad, *, lr, beta1, beta2, eps, beta1_power, beta2_power, use_nesterov=False,
-                     weight_decay=None, grad_scale=None, out=None, use_locking=False):
+                     weight_decay=None, grad_scale=None, out=None, param=None, use_locking=False):
     r"""One Adam step for a 16-bit parameter whose float32 master weights live on the host.
 
     The gradient (float16 or bfloat16) is widened to float32 exactly; then, in float32,
@@ -234,6 +240,12 @@ def adam_master_step(master, m, v, grad, *, lr, beta1, beta2, eps, beta1_power, 
     :math:`w` as the weight); then :func:`adam_delta`'s update of ``m`` and ``v`` and
     :math:`w \leftarrow w + \Delta`, rounded as ``w + adam_delta(...)``. The new 16-bit parameter is the
     master rounded to nearest even (overflow to infinity, NaN stays NaN), written to ``out``.
+
+    With ``param`` (the 16-bit parameter as it is now), the pass first compares it with the master
+    rounded: an element where the two differ was written since the last step (a checkpoint loaded, a
+    ``set_data``), and its master restarts from the written value, widened exactly. Elements nobody wrote
+    (and elements written with the value they already had) keep their master. This is how AdamOffload
+    never undoes a write to a 16-bit parameter.
 
     Every instruction-set level and thread count gives the same bits, the conversions included.
 
@@ -244,6 +256,8 @@ def adam_master_step(master, m, v, grad, *, lr, beta1, beta2, eps, beta1_power, 
         grad_scale (float): multiply the gradient by this (1 / loss scale) after the decay; None skips it.
         out (numpy.ndarray): where to write the new parameter (grad's dtype, same shape; may be the
             parameter itself); a new array when None.
+        param (numpy.ndarray): the 16-bit parameter as it is now (grad's dtype, same shape; may be ``out``),
+            read before anything is written; None (default) skips the comparison.
         The rest: as :func:`adam_delta`.
 
     Returns:
@@ -260,6 +274,12 @@ def adam_master_step(master, m, v, grad, *, lr, beta1, beta2, eps, beta1_power, 
         if _sixteen_bit_kind(fn, "out", out) != half:
             raise TypeError(f"For '{fn}', the 'out' must have the gradient's dtype {grad.dtype}, but got {out.dtype}.")
         arrays["out"] = out
+    if param is not None:
+        if _sixteen_bit_kind(fn, "param", param) != half:
+            raise TypeError(f"For '{fn}', the 'param' must have the gradient's dtype {grad.dtype}, but got "
+                            f"{param.dtype}.")
+        if param is not out:
+            arrays["param"] = param
     hyper = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, beta1_power=beta1_power, beta2_power=beta2_power)
     values = _check_step(fn, arrays, hyper, use_nesterov, use_locking)
     decay = weight_decay is not None
@@ -268,6 +288,7 @@ def adam_master_step(master, m, v, grad, *, lr, beta1, beta2, eps, beta1_power, 
     scale = _real(fn, "grad_scale", grad_scale) if unscale else 1.0
     if out is None:
         out = np.empty(grad.shape, dtype=grad.dtype)
-    _C.adam_master_step(master, m, v, grad.view(np.uint16), out.view(np.uint16), *values, use_nesterov, half, wd,
-                        decay, scale, unscale, use_locking)
+    current = None if param is None else param.view(np.uint16)
+    _C.adam_master_step(master, m, v, grad.view(np.uint16), out.view(np.uint16), current, *values, use_nesterov, half,
+                        wd, decay, scale, unscale, use_locking)
     return out

@@ -19,10 +19,19 @@ def make(n, t=3):
                             beta2_power=np.float32(0.999**t))
 
 
-def inputs(w, m, v, g, hyper, wd, scale):
+def inputs(param, w, m, v, g, hyper, wd, scale):
+    """The thirteen inputs every AdamOffloadMaster* entry shares, in the order it takes them."""
     s = lambda x, shape=(): np.full(shape, x, dtype=np.float32)  # noqa: E731
-    return [w, m, v, s(hyper["beta1_power"], (1,)), s(hyper["beta2_power"], (1,)), s(hyper["lr"]), s(hyper["beta1"]),
-            s(hyper["beta2"]), s(hyper["eps"]), s(wd or 0.0), s(scale or 1.0), g]
+    return [param, w, m, v, s(hyper["beta1_power"], (1,)), s(hyper["beta2_power"], (1,)), s(hyper["lr"]),
+            s(hyper["beta1"]), s(hyper["beta2"]), s(hyper["eps"]), s(wd or 0.0), s(scale or 1.0), g]
+
+
+def written(w, dtype, every=3):
+    """The 16-bit parameter as the master rounded, with every third element overwritten since (a
+    load or set_data): those elements' masters restart from it."""
+    param = w.astype(dtype)
+    param[::every] = (w[::every] * 2.0 + 1.0).astype(dtype)
+    return param
 
 
 @pytest.mark.parametrize("prep", PREPS)
@@ -31,41 +40,43 @@ def inputs(w, m, v, g, hyper, wd, scale):
 def test_entry_points_match_adam_master_step(apply, suffix, prep):
     w, m, v, g, hyper = make(1001)
     wd, scale = PREPS[prep]
+    param = written(w, np.float16)
     expect = [a.copy() for a in (w, m, v)]
-    want = kernel.adam_master_step(*expect, g, use_nesterov="Nesterov" in suffix, weight_decay=wd, grad_scale=scale,
-                                   **hyper)
-    param = np.zeros(1001, np.float16)
-    done = np.full((1,), 7.0, np.float32)
+    want = kernel.adam_master_step(*expect, g, param=param.copy(), use_nesterov="Nesterov" in suffix,
+                                   weight_decay=wd, grad_scale=scale, **hyper)
+    before = param.copy()
+    out = np.full((1,), 7.0, np.float32) if apply else np.zeros(1001, np.float16)
     entry = "AdamOffloadMaster" + ("Apply" if apply else "") + suffix + prep
-    arrays = ([param] if apply else []) + inputs(w, m, v, g, hyper, wd, scale) + ([done] if apply else [param])
-    assert call(entry, arrays) == 0
+    assert call(entry, inputs(param, w, m, v, g, hyper, wd, scale) + [out]) == 0
     for got, exp in zip((w, m, v), expect):
         assert np.array_equal(got.view(np.uint32), exp.view(np.uint32))
-    assert np.array_equal(param.view(np.uint16), want.view(np.uint16))  # the write landed in the buffer
-    if apply:
-        assert done[0] == 0.0
+    if apply:  # the write landed in the parameter's buffer
+        assert np.array_equal(param.view(np.uint16), want.view(np.uint16)) and out[0] == 0.0
+    else:  # the parameter was only read
+        assert np.array_equal(out.view(np.uint16), want.view(np.uint16))
+        assert np.array_equal(param.view(np.uint16), before.view(np.uint16))
 
 
 def test_return_codes_and_nothing_written_on_error():
     w, m, v, g, hyper = make(17)
-    out = np.zeros(17, np.float16)
-    good = inputs(w, m, v, g, hyper, None, None) + [out]
+    param, out = w.astype(np.float16), np.zeros(17, np.float16)
+    good = inputs(param, w, m, v, g, hyper, None, None) + [out]
     names = [str(a.dtype) for a in good]
     before = [a.copy() for a in good]
     assert call("AdamOffloadMaster", good[:-1]) == 1
     assert call("AdamOffloadMaster", good, names[:-2] + ["float32", "float32"]) == 2  # gradient not 16-bit
     assert call("AdamOffloadMaster", good, names[:-1] + ["bfloat16"]) == 2  # output not the gradient's dtype
-    assert call("AdamOffloadMaster", good, ["float16"] + names[1:]) == 2  # master not float32
-    short = good[:-1] + [np.zeros(16, np.float16)]
-    assert call("AdamOffloadMaster", short) == 3
+    assert call("AdamOffloadMaster", good, names[:1] + ["float16"] + names[2:]) == 2  # master not float32
+    assert call("AdamOffloadMaster", good, ["bfloat16"] + names[1:]) == 2  # parameter not the gradient's dtype
+    assert call("AdamOffloadMaster", good[:-1] + [np.zeros(16, np.float16)]) == 3  # output
+    assert call("AdamOffloadMaster", [np.zeros(16, np.float16)] + good[1:]) == 3  # parameter
     no_step = list(good)
-    no_step[3] = np.ones(1, np.float32)
+    no_step[4] = np.ones(1, np.float32)
     assert call("AdamOffloadMaster", no_step) == 4
     for a, b in zip(before, good):
         assert np.array_equal(a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8))
-    param = np.zeros(17, np.float16)
-    applied = [param] + good[:-1] + [np.zeros(1, np.float32)]
-    assert call("AdamOffloadMasterApply", applied, ["bfloat16"] + names[:-1] + ["float32"]) == 2  # param vs grad
-    assert call("AdamOffloadMasterApply", applied, ["float16"] + names[:-1] + ["float16"]) == 2  # output float32
+    applied = good[:-1] + [np.zeros(1, np.float32)]
+    assert call("AdamOffloadMasterApply", applied, ["bfloat16"] + names[1:-1] + ["float32"]) == 2  # param vs grad
+    assert call("AdamOffloadMasterApply", applied, names[:-1] + ["float16"]) == 2  # output float32
     assert call("AdamOffloadMasterApply", [np.zeros(16, np.float16)] + applied[1:]) == 3
     assert call("AdamOffloadMasterApply", applied) == 0

@@ -178,3 +178,78 @@ def test_out_may_be_the_parameter_and_errors_write_nothing():
             kernel.adam_master_step(call.pop("master"), call.pop("m"), call.pop("v"), call.pop("grad"), **call)
         for a, b in zip(before, (w, m, v, param)):
             assert np.array_equal(a.view(np.uint8), b.view(np.uint8))
+
+
+def written_parameter(w, half, seed):
+    """The 16-bit parameter after a write since the last step: the master rounded, with about a third of
+    the elements overwritten with new values and a sixth rewritten with the value they already had."""
+    rng = np.random.default_rng(seed)
+    bits = narrow_bits(half, w)
+    pick = rng.integers(0, 6, w.size)
+    new = narrow_bits(half, rng.standard_normal(w.size).astype(np.float32))
+    bits = np.where(pick < 2, new, bits)
+    bits[0] ^= 1  # at least one element written, whatever the draw
+    return bits.view(HALVES[half])
+
+
+@pytest.mark.parametrize("half", HALVES)
+@pytest.mark.parametrize("isa", kernel.available_isas())
+@pytest.mark.parametrize("n", SIZES)
+def test_a_written_parameter_restarts_its_master(n, isa, half):
+    """Where the parameter differs from the master rounded, the pass starts from the parameter widened;
+    elsewhere from the master: the same bits as a pass without param from that starting master."""
+    kernel.set_isa(isa)
+    w, m, v = make_state(n, n, half)
+    param = written_parameter(w, half, n)
+    written = param.view(np.uint16) != narrow_bits(half, w)
+    start = np.where(written, widen(param), w)
+    assert written[0]
+    g = gradients(n, n, half, steps=1)[0]
+    hyper = dict(HYPER, beta1_power=0.9**3, beta2_power=0.999**3, weight_decay=0.5, grad_scale=0.25)
+    expect_w, expect_m, expect_v = start.copy(), m.copy(), v.copy()
+    expect = kernel.adam_master_step(expect_w, expect_m, expect_v, g, use_nesterov=True, **hyper)
+    before = param.copy()
+    out = kernel.adam_master_step(w, m, v, g, param=param, use_nesterov=True, **hyper)
+    assert np.array_equal(param.view(np.uint16), before.view(np.uint16))  # read, not written
+    for got, exp in ((w, expect_w), (m, expect_m), (v, expect_v)):
+        assert np.array_equal(got.view(np.uint32), exp.view(np.uint32))
+    assert np.array_equal(out.view(np.uint16), expect.view(np.uint16))
+
+
+@pytest.mark.parametrize("half", HALVES)
+@pytest.mark.parametrize("n", [1, 9, 33, 4099])
+def test_an_unwritten_parameter_changes_nothing_and_may_be_out(n, half):
+    """param equal to the master rounded: the bits of a pass without param, also when param is out."""
+    results = []
+    for param_given in (None, "separate", "out"):
+        w, m, v = make_state(n, n, half)
+        param = narrow_bits(half, w).view(HALVES[half])
+        g = gradients(n, n, half, steps=1)[0]
+        call = dict(HYPER, beta1_power=0.9, beta2_power=0.999)
+        if param_given == "separate":
+            call["param"] = param
+        elif param_given == "out":
+            call.update(param=param, out=param)
+        out = kernel.adam_master_step(w, m, v, g, **call)
+        results.append([a.view(np.uint32).copy() for a in (w, m, v)] + [out.view(np.uint16).copy()])
+    for result in results[1:]:
+        assert all(np.array_equal(a, b) for a, b in zip(result, results[0]))
+
+
+@pytest.mark.parametrize("half", HALVES)
+@pytest.mark.parametrize("n", [17, 4099, (1 << 20) + 5])
+def test_a_written_parameter_gives_the_same_bits_at_every_level_and_thread_count(n, half, lab):
+    results = {}
+    for isa in kernel.available_isas():
+        for threads in (1, 3):
+            kernel.set_isa(isa)
+            kernel.set_num_threads(threads)
+            lab.set_tuning(64, 1 << 40)
+            w, m, v = make_state(n, n, half)
+            param = written_parameter(w, half, n)
+            out = kernel.adam_master_step(w, m, v, gradients(n, n, half, steps=1)[0], param=param, out=param,
+                                          weight_decay=0.5, **HYPER, beta1_power=0.9, beta2_power=0.999)
+            results[(isa, threads)] = [a.view(np.uint32).copy() for a in (w, m, v)] + [out.view(np.uint16).copy()]
+    first = next(iter(results.values()))
+    for key, result in results.items():
+        assert all(np.array_equal(a, b) for a, b in zip(result, first)), key

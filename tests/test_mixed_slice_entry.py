@@ -8,7 +8,7 @@ from mindspore.common.np_dtype import bfloat16
 
 from mindspore_offload import _sharding, kernel
 from test_custom_op_entry import call
-from test_mixed_entry import PREPS, SUFFIXES, inputs
+from test_mixed_entry import PREPS, SUFFIXES, inputs, written
 
 HALVES = {"float16": np.float16, "bfloat16": bfloat16}
 
@@ -23,14 +23,16 @@ def make(n, half, t=4):
                             beta2_power=np.float32(0.999**t))
 
 
-def run_slices(entry, w, m, v, g, hyper, wd, scale, ranks, bits):
+def run_slices(entry, w, m, v, g, hyper, wd, scale, ranks, bits, param=None):
     """Every rank's slice through the entry point, as _sharding's graph gives them: with ``bits`` (the
-    CPU backend) the whole gradient and where the slice starts, and int16 out; else the gradient's
-    zero-padded slice. Returns the joined master, m, v and new parameter (trimmed to the tensor)."""
+    CPU backend) the whole gradient and parameter and where the slice starts, and int16 out; else their
+    zero-padded slices. ``param`` defaults to the master rounded (nothing written). Returns the joined
+    master, m, v and new parameter (trimmed to the tensor)."""
     n = w.size
     k = _sharding.slice_length(n, ranks)
     pad = lambda a: np.concatenate([a, np.zeros(ranks * k - n, a.dtype)])  # noqa: E731
-    w, m, v, whole, g = pad(w), pad(m), pad(v), g, pad(g)
+    param = w.astype(g.dtype) if param is None else param
+    w, m, v, whole, g, whole_param, param = pad(w), pad(m), pad(v), g, pad(g), param, pad(param)
     outs = []
     for rank in range(ranks):
         part = slice(rank * k, (rank + 1) * k)
@@ -39,7 +41,8 @@ def run_slices(entry, w, m, v, g, hyper, wd, scale, ranks, bits):
         lead = np.array([min(max(n - n % 8 - start, 0), k), start if bits else 0], np.int64)
         out = np.full(k, 77, np.int16 if bits else g.dtype)
         gradient = whole.copy() if bits else g[part].copy()
-        arrays = [lead] + inputs(*pieces, gradient, hyper, wd, scale) + [out]
+        current = whole_param.copy() if bits else param[part].copy()
+        arrays = [lead] + inputs(current, *pieces, gradient, hyper, wd, scale) + [out]
         assert call(entry, arrays) == 0
         w[part], m[part], v[part] = pieces
         outs.append(out.view(np.uint16))
@@ -53,10 +56,12 @@ def run_slices(entry, w, m, v, g, hyper, wd, scale, ranks, bits):
 @pytest.mark.parametrize("ranks", [2, 3, 4])
 def test_slices_give_the_whole_tensors_bits(half, n, ranks):
     w, m, v, g, hyper = make(n, half)
+    param = written(w, HALVES[half])
     expect = [a.copy() for a in (w, m, v)]
-    want = kernel.adam_master_step(*expect, g, use_nesterov=True, weight_decay=0.02, grad_scale=0.25, **hyper)
+    want = kernel.adam_master_step(*expect, g, param=param, use_nesterov=True, weight_decay=0.02, grad_scale=0.25,
+                                   **hyper)
     got = run_slices("AdamOffloadMasterSliceNesterovDecayUnscale", w, m, v, g, hyper, 0.02, 0.25, ranks,
-                     bits=(n % 2 == 0))
+                     bits=(n % 2 == 0), param=param)
     for a, b, what in zip(got[:3], expect, ("master", "m", "v")):
         assert np.array_equal(a.view(np.uint32), b.view(np.uint32)), what
     assert np.array_equal(got[3], want.view(np.uint16))
@@ -88,7 +93,8 @@ def test_the_leftover_rounding_is_what_makes_the_slices_agree():
     pieces = [w[part].copy(), m[part].copy(), v[part].copy()]
     body_only = np.array([k, 0], np.int64)  # "none in this slice": the vector body's rounding throughout
     out = np.zeros(n - k, np.float16)
-    assert call("AdamOffloadMasterSlice", [body_only] + inputs(*pieces, g[part].copy(), hyper, None, None) + [out]) == 0
+    arrays = [body_only] + inputs(pieces[0].astype(np.float16), *pieces, g[part].copy(), hyper, None, None) + [out]
+    assert call("AdamOffloadMasterSlice", arrays) == 0
     assert not np.array_equal(pieces[1].view(np.uint32), expect[1][part].view(np.uint32))
 
 
@@ -106,7 +112,7 @@ def test_put_writes_the_gathered_bits_into_the_parameter():
 def test_return_codes_and_nothing_written_on_error():
     w, m, v, g, hyper = make(17, "float16")
     lead = np.array([16, 0], np.int64)
-    good = [lead] + inputs(w, m, v, g, hyper, None, None) + [np.zeros(17, np.float16)]
+    good = [lead] + inputs(w.astype(np.float16), w, m, v, g, hyper, None, None) + [np.zeros(17, np.float16)]
     names = [str(a.dtype) for a in good]
     before = [a.copy() for a in good]
     assert call("AdamOffloadMasterSlice", good[1:]) == 1
@@ -116,8 +122,9 @@ def test_return_codes_and_nothing_written_on_error():
     assert call("AdamOffloadMasterSlice", [np.zeros(1, np.int64)] + good[1:]) == 3  # start missing
     assert call("AdamOffloadMasterSlice", [np.array([16, -1], np.int64)] + good[1:]) == 3
     assert call("AdamOffloadMasterSlice", good[:-1] + [np.zeros(16, np.float16)]) == 3
+    assert call("AdamOffloadMasterSlice", good[:1] + [np.zeros(16, np.float16)] + good[2:]) == 3  # parameter
     no_step = list(good)
-    no_step[4] = np.ones(1, np.float32)
+    no_step[5] = np.ones(1, np.float32)
     assert call("AdamOffloadMasterSlice", no_step) == 4
     for a, b in zip(before, good):
         assert np.array_equal(a.reshape(-1).view(np.uint8), b.reshape(-1).view(np.uint8))
