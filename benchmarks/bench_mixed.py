@@ -1,7 +1,9 @@
 """Throughput of the 16-bit-parameter pass (adam_master_step) against the float32 apply pass.
 
 Both move 28 bytes an element: the mixed pass reads the 16-bit gradient, master, m, v (2+4+4+4) and
-writes master, m, v and the 16-bit parameter (4+4+4+2); adam_apply reads g, param, m, v and writes
+writes master, m, v and the 16-bit parameter (4+4+4+2); the "+check" rows also read the parameter first
+(it is the output, as on the CPU backend), to restart the master wherever the parameter was written since
+the last step, and "vs unchecked" is their paired ratio to the same pass without it; adam_apply reads g, param, m, v and writes
 param, m, v (4*4 + 3*4). Every repetition runs each row once, one after another, so the ratios are
 paired: "vs f32 apply" and "of limit" are medians of per-repetition ratios, with their spread
 (min-max) beside them. Each row has its own state and gradients of its own type.
@@ -67,12 +69,14 @@ def runners(n):
         w, m, v = state()
         return lambda: _C.adam_apply(w, m, v, g32, *HYPER, False)
 
-    def master(half):
+    def master(half, check=False):
         w, m, v = state()
         g16, out16 = grads[half], np.empty(n, np.uint16)
-        return lambda: _C.adam_master_step(w, m, v, g16, out16, None, *HYPER, False, half, 0.0, False, 1.0, False)
+        param = out16 if check else None  # the parameter in place, read before it is written
+        return lambda: _C.adam_master_step(w, m, v, g16, out16, param, *HYPER, False, half, 0.0, False, 1.0, False)
 
-    rows = {"float32 apply": apply(), "float16 master": master("float16"), "bfloat16 master": master("bfloat16")}
+    rows = {"float32 apply": apply(), "float16 master": master("float16"), "bfloat16 master": master("bfloat16"),
+            "float16 master+check": master("float16", True), "bfloat16 master+check": master("bfloat16", True)}
     if _bench is not None:
         m, v, d = np.zeros(n, np.float32), np.zeros(n, np.float32), np.empty(n, np.float32)
         p = w0.copy()
@@ -110,9 +114,13 @@ def main(argv=None):
     args = parse_args(argv)
     print(f"level: {kernel.active_isa()}; {args.repeat} repetitions; Melem/s is the median rate; ratios are "
           "medians of paired per-repetition ratios [min-max]")
-    print(f"{'size':>6} {'thr':>3} {'row':<16} {'Melem/s':>8} {'GB/s':>6}  {'of limit':<20} {'vs f32 apply':<20}")
-    limit_of = {"float32 apply": "probe (28 B)", "float16 master": "probe mixed", "bfloat16 master": "probe mixed"}
-    csv = ["size,threads,row,melem_s,of_limit_median,of_limit_min,of_limit_max,vs_apply_median,vs_apply_min,vs_apply_max"]
+    print(f"{'size':>6} {'thr':>3} {'row':<21} {'Melem/s':>8} {'GB/s':>6}  {'of limit':<20} {'vs f32 apply':<20} "
+          f"{'vs unchecked':<20}")
+    limit_of = {"float32 apply": "probe (28 B)", "float16 master": "probe mixed", "bfloat16 master": "probe mixed",
+                "float16 master+check": "probe mixed", "bfloat16 master+check": "probe mixed"}
+    unchecked_of = {"float16 master+check": "float16 master", "bfloat16 master+check": "bfloat16 master"}
+    csv = ["size,threads,row,melem_s,of_limit_median,of_limit_min,of_limit_max,vs_apply_median,vs_apply_min,"
+           "vs_apply_max,vs_unchecked_median,vs_unchecked_min,vs_unchecked_max"]
     for n in args.sizes:
         for threads in args.threads:
             times = measure(n, threads, args.repeat)
@@ -120,11 +128,13 @@ def main(argv=None):
                 rate = n / statistics.median(t)
                 base = [a / b for a, b in zip(times["float32 apply"], t)]
                 lim = [a / b for a, b in zip(times[limit_of[name]], t)] if limit_of.get(name) in times else None
+                own = [a / b for a, b in zip(times[unchecked_of[name]], t)] if name in unchecked_of else None
                 size = f"2^{n.bit_length() - 1}"
-                print(f"{size:>6} {threads:>3} {name:<16} {rate / 1e6:8.1f} {rate * 28 / 1e9:6.2f}  "
-                      f"{spread(lim) if lim else '':<20} {spread(base) if name in limit_of else '':<20}")
+                print(f"{size:>6} {threads:>3} {name:<21} {rate / 1e6:8.1f} {rate * 28 / 1e9:6.2f}  "
+                      f"{spread(lim) if lim else '':<20} {spread(base) if name in limit_of else '':<20} "
+                      f"{spread(own) if own else '':<20}")
                 row = [size, threads, name, f"{rate / 1e6:.1f}"]
-                for r in (lim, base if name in limit_of else None):
+                for r in (lim, base if name in limit_of else None, own):
                     row += [f"{f(r):.4f}" for f in (statistics.median, min, max)] if r else ["", "", ""]
                 csv.append(",".join(str(x) for x in row))
     if args.csv:

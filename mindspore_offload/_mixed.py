@@ -98,11 +98,11 @@ def _master_op(library, param, decay, unscale, use_nesterov, use_locking, apply,
     name, dtype, shape = param.name, param.dtype, tuple(param.shape)
 
     def out_shape(*shapes):
-        if sliced:  # the master's slice (after the lead input); with apply the gradient is the whole tensor
+        if sliced:  # the master's slice (after the lead and the parameter); with apply the gradient is whole
             if apply and tuple(shapes[-1]) != shape:
                 raise ValueError(f"For '{cls_name}', a gradient of shape {tuple(shapes[-1])} does not match its "
                                  f"parameter '{name}' of shape {shape}.")
-            return shapes[1]
+            return shapes[2]
         if tuple(shapes[-1]) != shape:
             raise ValueError(f"For '{cls_name}', a gradient of shape {tuple(shapes[-1])} does not match its "
                              f"parameter '{name}' of shape {shape}.")
@@ -159,12 +159,12 @@ def _(apply, beta1_power, beta2_power, beta1, beta2, eps, grad_scale, lr, weight
 def _(apply, beta1_power, beta2_power, beta1, beta2, eps, grad_scale, lr, weight_decay, host_adam, gradient, param,
       moment1, moment2, master):
     """A 16-bit parameter: the host pass, then the new 16-bit value assigned where the parameter lives
-    (with ``apply``, the parameter is host memory and the pass writes it)."""
+    (with ``apply``, the parameter is host memory and the pass writes it). The pass reads the parameter
+    either way: an element written since the last step restarts its master from the written value."""
+    new = host_adam(param, master, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, weight_decay,
+                    grad_scale, gradient)
     if apply:
-        return F.depend(True, host_adam(param, master, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2,
-                                        eps, weight_decay, grad_scale, gradient))
-    new = host_adam(master, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, weight_decay, grad_scale,
-                    gradient)
+        return F.depend(True, new)
     return F.depend(True, F.assign(param, new))
 
 
@@ -237,8 +237,9 @@ def scale_grad(opt, gradients):
 # Bytes per parameter element: (on the device, on the host, across per step). float32, device path:
 # parameter + gradient + the delta sent back; host: moment1 + moment2; across: gradient down, delta up.
 # 16-bit: parameter + gradient + the new parameter sent back; host: master + moment1 + moment2; across:
-# gradient down, new parameter up.
-_BYTES = {"float32": (12, 8, 8), "float16": (6, 12, 4), "bfloat16": (6, 12, 4)}
+# gradient and parameter down (the pass compares the parameter with its master, so that a write since
+# the last step is never undone), new parameter up.
+_BYTES = {"float32": (12, 8, 8), "float16": (6, 12, 6), "bfloat16": (6, 12, 6)}
 
 
 def memory_report(params, shard=None):

@@ -179,9 +179,12 @@ def _sharded_master_step(apply, beta1_power, beta2_power, beta1, beta2, eps, gra
     start = _RANK * k if apply else 0
     lead = ops.stack((ops.scalar_to_tensor(_leftover_from(gradient.size, k), mstype.int64),
                       ops.scalar_to_tensor(start, mstype.int64)))
+    # The pass reads the parameter's slice too (a write since the last step restarts the master there);
+    # it is cut as the gradient is.
     piece = gradient if apply else _this_ranks_slice(gradient, k)
-    new = host_adam(lead, master, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, weight_decay,
-                    grad_scale, piece)
+    current = param if apply else _this_ranks_slice(param, k)
+    new = host_adam(lead, current, master, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps,
+                    weight_decay, grad_scale, piece)
     gathered = _GATHER(new)
     if apply:
         return F.depend(True, _PUT(param, gathered))

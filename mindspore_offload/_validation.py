@@ -101,7 +101,7 @@ def check_parameter_dtypes(parameters, cls_name):
                             "on the host). Cast the parameter to one of them.")
 
 
-def check_gradient_dtypes(dtypes, cls_name):
+def check_gradient_dtypes(dtypes, cls_name, param_name):
     """Called from the custom op's type inference, at graph compile time: before any state is touched."""
     import mindspore as ms
 
@@ -110,16 +110,17 @@ def check_gradient_dtypes(dtypes, cls_name):
         while hasattr(dtype, "element_type"):  # Ref[Tensor[Float32]] and Tensor[Float32] to Float32
             dtype = dtype.element_type()
         if dtype != ms.float32:
-            raise TypeError(f"For '{cls_name}', the '{name}' must be float32, but got {dtype}. Cast the gradients "
-                            "to float32 before the optimizer (the parameters and moments are float32).")
+            raise TypeError(f"For '{cls_name}', the '{name}' of the float32 parameter '{param_name}' must be float32, "
+                            f"but got {dtype}. Cast the gradients to float32 before the optimizer (the parameters "
+                            "and moments are float32).")
 
 
-def check_gradient_shapes(shapes, cls_name):
+def check_gradient_shapes(shapes, cls_name, param_name):
     """Called from the custom op's shape inference: the gradient must match its moment."""
     moment, gradient = tuple(shapes[0]), tuple(shapes[-1])
     if moment != gradient:
-        raise ValueError(f"For '{cls_name}', a gradient of shape {gradient} does not match its parameter of shape "
-                         f"{moment}.")
+        raise ValueError(f"For '{cls_name}', a gradient of shape {gradient} does not match its parameter "
+                         f"'{param_name}' of shape {moment}.")
 
 
 def check_white_list(library, cls_name):

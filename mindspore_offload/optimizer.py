@@ -11,6 +11,7 @@ How one optimizer step is built:
   ``_take_step`` over the parameters, which calls each parameter's graph function with its host op.
 """
 import dataclasses
+import time
 
 import mindspore as ms
 from mindspore import Parameter, Tensor, jit, ops
@@ -105,8 +106,9 @@ def _parameters_in_host_memory():
     return str(target).upper() == "CPU"
 
 
-def _host_adam_op(kind, use_nesterov, use_locking, cls_name, guard):
-    """The custom op that runs the kernel's entry point for ``kind`` on the host."""
+def _host_adam_op(kind, use_nesterov, use_locking, cls_name, guard, param_name):
+    """The custom op that runs the kernel's entry point for ``kind`` on the host, for the parameter
+    ``param_name`` (one op a parameter, so that a compile-time error can name it)."""
     library = kernel.library_path()
     entry = kind.entry + ("Nesterov" if use_nesterov else "") + ("Locked" if use_locking else "")
     # Shapes and dtypes are checked when the graph is compiled, before any state is touched; the inputs
@@ -115,11 +117,11 @@ def _host_adam_op(kind, use_nesterov, use_locking, cls_name, guard):
 
     def out_shape(*shapes):
         guard()  # _contiguous.CompileGuard: runs at every compile, before the graph does anything
-        check.check_gradient_shapes(shapes[skip:], cls_name)
+        check.check_gradient_shapes(shapes[skip:], cls_name, param_name)
         return [1] if kind.lead == "param" else shapes[-1]
 
     def out_dtype(*dtypes):
-        check.check_gradient_dtypes(dtypes[skip:], cls_name)
+        check.check_gradient_dtypes(dtypes[skip:], cls_name, param_name)
         return dtypes[-1]
 
     op = ops.Custom(f"{library}:{entry}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot")
@@ -348,11 +350,21 @@ class AdamOffload(Optimizer):
         written = (*self._parameters, *self.moment1, *self.moment2)
         _contiguous.make_contiguous(written)
         guard = _contiguous.CompileGuard(written, len(self._parameters))
-        ops_by_kind = {kind: _host_adam_op(STEP_KINDS[kind], use_nesterov, use_locking, name, guard)
-                       for kind in dict.fromkeys(self.step_kinds)}
+        # Everything the step writes, its counters and masters included (see __call__).
+        self._storage = _contiguous.StorageWatch(self.get_parameters())
         # Parallel to the parameters: parameter i is updated by graph_steps[i] through host_adam[i].
         self.graph_steps = tuple(STEP_KINDS[kind].graph_step for kind in self.step_kinds)
-        self.host_adam = tuple(ops_by_kind[kind] for kind in self.step_kinds)
+        self.host_adam = tuple(_host_adam_op(STEP_KINDS[kind], use_nesterov, use_locking, name, guard, param.name)
+                               for kind, param in zip(self.step_kinds, self._parameters))
+
+    def __call__(self, *args, **kwargs):
+        # PYNATIVE_MODE: a compiled step keeps the storage its Parameters had when it was compiled, and a
+        # set_data since (a checkpoint loaded, pretrained weights) gives them new storage. Compiled again,
+        # the step updates the new storage; otherwise every update would be lost without a word. A new
+        # creation time is what makes MindSpore's jit compile this Cell's construct again.
+        if ms.get_context("mode") == ms.PYNATIVE_MODE and self._storage.moved():
+            object.__setattr__(self, "_create_time", time.time_ns())
+        return super().__call__(*args, **kwargs)
 
     def _choose_step(self, param):
         """The key in STEP_KINDS for ``param``: "master" for a 16-bit parameter (through its float32 master,

@@ -183,7 +183,7 @@ def test_memory_report():
     n16 = 35 + 9
     assert report["by_dtype"]["float16"]["device_bytes"] == 6 * n16
     assert report["by_dtype"]["float16"]["host_bytes"] == 12 * n16
-    assert report["by_dtype"]["bfloat16"]["bytes_across_per_step"] == 4 * 33
+    assert report["by_dtype"]["bfloat16"]["bytes_across_per_step"] == 6 * 33
     assert report["by_dtype"]["float32"]["device_bytes"] == 12 * 17
     assert report["total"]["elements"] == n16 + 33 + 17
 
@@ -197,7 +197,7 @@ def test_memory_report_counts_this_ranks_slices_when_sharded():
                                               (7, ms.bfloat16)])]
     report = _mixed.memory_report(params, _sharding.Layout(rank=1, ranks=3, min_size=64))
     f16, f32, bf16 = (report["by_dtype"][k] for k in ("float16", "float32", "bfloat16"))
-    assert f16["host_bytes"] == 12 * (34 + 10) and f16["bytes_across_per_step"] == 4 * (34 + 10)
+    assert f16["host_bytes"] == 12 * (34 + 10) and f16["bytes_across_per_step"] == 6 * (34 + 10)
     assert f16["device_bytes"] == 6 * 110 and f16["sharded_elements"] == 100
     assert f32["host_bytes"] == 8 * 22 and f32["bytes_across_per_step"] == 8 * 22 and f32["device_bytes"] == 12 * 64
     assert bf16["host_bytes"] == 12 * 7 and bf16["sharded_elements"] == 0

@@ -277,16 +277,17 @@ def test_white_list_set_to_the_library_folder_works(monkeypatch, graph_mode):
 
 
 @pytest.mark.parametrize("dtype, message", [
-    (np.float16, r"the 'gradient' must be float32, but got Float16. Cast the gradients to float32"),
-    (np.float64, r"the 'gradient' must be float32, but got Float64"),
+    (np.float16, r"the 'gradient' of the float32 parameter 'bias' must be float32, but got Float16. Cast the "
+                 r"gradients to float32"),
+    (np.float64, r"the 'gradient' of the float32 parameter 'bias' must be float32, but got Float64"),
 ], ids=["float16", "float64"])
-def test_non_float32_gradient_fails_at_compile_and_changes_nothing(dtype, message, graph_mode):
+def test_non_float32_gradient_fails_at_compile_naming_its_parameter_and_changes_nothing(dtype, message, graph_mode):
     p = net_params()
     opt = AdamOffload(p)
     opt(gradients(p))  # one good step, so the state is not all initial values
     before = state(opt, p)
     with pytest.raises(TypeError, match=message):
-        opt(gradients(p, dtype))
+        opt(gradients(p)[:1] + gradients(p, dtype)[1:])  # the bias's gradient alone is of another dtype
     after = state(opt, p)
     assert before.keys() == after.keys()
     for name in before:
