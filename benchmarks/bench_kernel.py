@@ -23,7 +23,7 @@ from mindspore_offload._bench (MINDSPORE_OFFLOAD_BENCH=1 python setup.py build_e
 
     python benchmarks/bench_kernel.py                     # the figures in docs/performance.md (~3-5 min)
     python benchmarks/bench_kernel.py --sizes 20,24,26 --isas default --no-numpy --no-mindspore \
-        --only ours-,deepspeed,torch,probe-apply --repeat 31           # the targets (issue 13), ~3 min
+        --only ours-,deepspeed,torch,probe-apply --repeat 31           # against the peers, ~3 min
     python benchmarks/bench_kernel.py --quick             # smoke run
 """
 import argparse

@@ -2,7 +2,7 @@
 // exact vsqrtps + vdivps that every element needs (we match MindSpore's bits, so no rsqrt/rcp
 // approximations), next to the AVX-512 kernel itself on 4096 elements that stay in L1/L2.
 //
-//   g++ -O3 -ffp-contract=off -fno-math-errno -Icsrc benchmarks/sqrt_div_bound.cpp csrc/adam_avx512.cpp -o /tmp/sdb
+//   g++ -O3 -ffp-contract=off -fno-math-errno -Icsrc benchmarks/tuning/sqrt_div_bound.cpp csrc/adam_avx512.cpp -o /tmp/sdb
 //   /tmp/sdb
 //
 // Needs an AVX-512 CPU (the functions carry their own target; no -march=native).

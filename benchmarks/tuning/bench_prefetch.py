@@ -7,16 +7,20 @@ reports the median of the paired time ratios on/off (< 1: prefetching pays) with
 
 Needs the lab build (mindspore_offload._bench, MINDSPORE_OFFLOAD_BENCH=1), not MindSpore:
 
-    python benchmarks/bench_prefetch.py --sizes 22,24,26 --threads 1,4,16 --repeat 9
+    python benchmarks/tuning/bench_prefetch.py --sizes 22,24,26 --threads 1,4,16 --repeat 9
 """
 import argparse
+import os
 import statistics
+import sys
 import time
 
 import numpy as np
 
-from bench_kernel import lr_powers
-from mindspore_offload import _bench
+# The hyper-parameters are bench_kernel.py's, one folder up.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench_kernel import lr_powers  # noqa: E402
+from mindspore_offload import _bench  # noqa: E402
 
 NEVER = (1 << 64) - 1
 

@@ -1,21 +1,24 @@
 """The thread pool's grain on the CPU at hand.
 
 A pass over n elements runs on one thread below 2 * grain (up to two threads) or grain / 2 (more),
-else on min(threads, n / (grain / 8)) threads (csrc/threadpool.cpp; before 2026-11-27 it ran on
-min(threads, n / grain) threads). Every repetition runs the float32 apply
-pass once per grain (and DeepSpeed's cpu_adam, where importable, on the same buffers), in a random
+else on min(threads, n / (grain / 8)) threads (csrc/threadpool.cpp). Every repetition runs the float32
+apply pass once per grain (and DeepSpeed's cpu_adam, where importable, on the same buffers), in a random
 order; the table gives each grain's median time as a ratio to the current grain's (< 1: faster) and
 DeepSpeed's time over the current grain's. Needs the lab build (MINDSPORE_OFFLOAD_BENCH=1):
 
-    python benchmarks/bench_grain.py --sizes 16,18,20,22 --threads 16 --grains 14,15,16,17
+    python benchmarks/tuning/bench_grain.py --sizes 16,18,20,22 --threads 16 --grains 14,15,16,17
 """
 import argparse
+import os
 import statistics
+import sys
 
 import numpy as np
 
-from bench_kernel import Buffers, Impl, Peers, lr_powers
-from mindspore_offload import _bench
+# The buffers, the timing loop and the DeepSpeed peer are bench_kernel.py's, one folder up.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench_kernel import Buffers, Impl, Peers, lr_powers  # noqa: E402
+from mindspore_offload import _bench  # noqa: E402
 
 
 def parse_args(argv=None):

@@ -8,13 +8,13 @@
 # Each stage has its own time limit and writes its own file, so a stage that fails or runs long
 # leaves the others' results.
 #
-#   OUT=results/ THREADS=1,2,4,8,16 bash benchmarks/many_core.sh
-#   STAGES="mixed grain" bash benchmarks/many_core.sh      # some stages only (default: all four)
+#   OUT=results/ THREADS=1,2,4,8,16 bash benchmarks/tuning/many_core.sh
+#   STAGES="mixed grain" bash benchmarks/tuning/many_core.sh      # some stages only (default: all four)
 #
 # PEERS: a folder to put on PYTHONPATH for DeepSpeed (its package copied from an install); PEER_WHEELS:
 # a folder of wheels it needs that this host lacks (installed into /tmp/peer-site first).
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."  # the repository root
 OUT=${OUT:-benchmarks/results/many_core}
 PY=${PYTHON:-python3}
 THREADS=${THREADS:-1,2,4,8,$(nproc)}
@@ -59,7 +59,7 @@ stage() {  # stage NAME SECONDS command...
 stage mixed 150 $PY benchmarks/bench_mixed.py --sizes 20,24,26 --threads "$THREADS" --repeat 7 --csv "$OUT/mixed.csv"
 stage kernel 200 $PY benchmarks/bench_kernel.py --sizes "${KERNEL_SIZES:-20,22,24,26}" --threads "$THREADS" --isas default \
   --no-numpy --no-mindspore --repeat 7 --out-dir "$OUT"
-stage prefetch 90 $PY benchmarks/bench_prefetch.py --sizes 22,24,26 --threads "1,4,$(nproc)" --repeat 9
-stage grain 120 $PY benchmarks/bench_grain.py --sizes "${GRAIN_SIZES:-16,18,20,22}" --threads "4,8,$(nproc)" \
+stage prefetch 90 $PY benchmarks/tuning/bench_prefetch.py --sizes 22,24,26 --threads "1,4,$(nproc)" --repeat 9
+stage grain 120 $PY benchmarks/tuning/bench_grain.py --sizes "${GRAIN_SIZES:-16,18,20,22}" --threads "4,8,$(nproc)" \
   --grains "${GRAINS:-13,14,15,16,17}" --repeat 15
 echo "== done ($(date +%T))"

@@ -1,6 +1,6 @@
 """Thread scaling plot from a bench_kernel.py CSV and a bench_mixed.py CSV (many_core.sh makes both).
 
-    python benchmarks/plot_scaling.py KERNEL_CSV MIXED_CSV OUT_PNG [--sizes 24,26] [--title TEXT]
+    python benchmarks/tuning/plot_scaling.py KERNEL_CSV MIXED_CSV OUT_PNG [--sizes 24,26] [--title TEXT]
 
 One panel a size: elements per second against threads for our apply pass, the peers, the apply probe
 and the two 16-bit passes. The two CSVs come from separate runs, so lines from different files are
