@@ -62,6 +62,18 @@ struct Vec {
     const __m256i halves = _mm256_packus_epi32(out, _mm256_setzero_si256());  // values fit 16 bits
     _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_castsi256_si128(_mm256_permute4x64_epi64(halves, 0x08)));
   }
+  // The value rounded to the 16-bit type and widened back, in registers: store then load's bits.
+  static reg round_f16(reg x) { return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT)); }
+  static reg round_bf16(reg x) {
+    const __m256i bits = _mm256_castps_si256(x);
+    const __m256i high = _mm256_set1_epi32(static_cast<int>(0xFFFF0000u));
+    const __m256i bias = _mm256_add_epi32(_mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1)),
+                                          _mm256_set1_epi32(0x7FFF));
+    const __m256i rounded = _mm256_and_si256(_mm256_add_epi32(bits, bias), high);
+    const __m256i quiet = _mm256_and_si256(_mm256_or_si256(bits, _mm256_set1_epi32(0x400000)), high);
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+    return _mm256_castsi256_ps(_mm256_blendv_epi8(rounded, quiet, nan));
+  }
 };
 
 }  // namespace

@@ -3,8 +3,8 @@
 // Included by each level's file right after adam_body.h, in the same namespace (no include guard, as
 // adam_body.h). Besides adam_body.h's operations, Vec provides full-register 16-bit loads and stores:
 // load_f16/store_f16 and load_bf16/store_bf16 (widening exactly; narrowing to nearest even, with the
-// bits of half.h at every level), and where_same(a, b, x, y): x in the lanes where a and b have the same
-// bits, y elsewhere. The tail goes through a zero-filled stack copy of the 16-bit lanes,
+// bits of half.h at every level), round_f16/round_bf16 (the same rounding, widened back in registers)
+// and where_same(a, b, x, y): x in the lanes where a and b have the same bits, y elsewhere. The tail goes through a zero-filled stack copy of the 16-bit lanes,
 // since x86 has no masked 16-bit load below AVX512BW.
 #ifndef MSO_LEVEL
 #error "define MSO_LEVEL and its Vec, and include adam_body.h, before including adam_master_body.h"
@@ -24,14 +24,12 @@ struct Narrow {
       Vec::store_bf16(p, x);
     }
   }
+  static Reg round(Reg x) { return kHalf == Half::kFloat16 ? Vec::round_f16(x) : Vec::round_bf16(x); }
   // The master restarted where the parameter was written since the last pass: lanes where `param`
-  // differs from the master rounded take the parameter, widened exactly (adam_master.h). The rounding
-  // goes through memory, which stays in the store buffer, so Vec needs no register-only conversion.
+  // differs from the master rounded take the parameter, widened exactly (adam_master.h).
   static Reg follow(Reg w, const std::uint16_t* param) {
-    std::uint16_t rounded[Vec::kWidth];
-    store(rounded, w);
     const Reg now = load(param);
-    return Vec::where_same(load(rounded), now, w, now);
+    return Vec::where_same(round(w), now, w, now);
   }
 };
 

@@ -42,6 +42,8 @@ struct Vec {
   static void store_f16(std::uint16_t* p, reg x) { *p = float_to_half(x); }
   static reg load_bf16(const std::uint16_t* p) { return bfloat16_to_float(*p); }
   static void store_bf16(std::uint16_t* p, reg x) { *p = float_to_bfloat16(x); }
+  static reg round_f16(reg x) { return half_to_float(float_to_half(x)); }
+  static reg round_bf16(reg x) { return bfloat16_to_float(float_to_bfloat16(x)); }
 };
 
 }  // namespace
