@@ -16,6 +16,7 @@ Usage::
     python examples/lenet5.py --save-checkpoint lenet5.ckpt    # saved after every epoch
     python examples/lenet5.py --resume lenet5.ckpt --epochs 0   # evaluate only
     python examples/lenet5.py --dtype float16                # float16 parameters, float32 masters
+    python examples/lenet5.py --dtype float16 --save-checkpoint f16.ckpt   # with the loss scale
 
 The last line printed is ``accuracy: 0.xxxx`` on held-out data.
 """
@@ -222,6 +223,15 @@ def resume(net, optimizer, path):
 # amp.DynamicLossScaler scales the float32 loss, amp.all_finite checks the float16 gradients, and a step
 # whose gradients overflowed is skipped whole (the optimizer is not called: parameters, masters, moments,
 # beta powers and global_step stay as they were) while the scaler halves its scale.
+#
+# The scaler's state is part of the run: its scale, and how many finite steps it has counted towards the
+# next doubling (DynamicLossScaler keeps both as Parameters). The checkpoint holds them as two extra
+# entries, so a resumed run goes on with the scale it had, not the initial one.
+
+LOSS_SCALE = 2.0 ** 12
+# Checkpoint entry -> the DynamicLossScaler attribute it holds.
+LOSS_SCALER_ENTRIES = {"loss_scale.scale_value": "scale_value", "loss_scale.counter": "counter"}
+
 
 def to_float16(net):
     """Makes every float32 parameter of ``net`` float16 (in place); AdamOffload gives each a float32
@@ -254,10 +264,44 @@ def make_train_step(net, loss_fn, optimizer, scaler):
     return train_step
 
 
-def train_float16(net, optimizer, train_set, epochs, scale=2.0 ** 12):
-    """Trains with dynamic loss scaling; prints the loss as LossMonitor does and the skipped steps."""
+def make_loss_scaler(scale=LOSS_SCALE):
+    """The dynamic loss scaler: doubles the scale after 50 finite steps in a row, halves it on an overflow."""
+    return amp.DynamicLossScaler(scale_value=scale, scale_factor=2, scale_window=50)
+
+
+def float16_checkpoint(net, optimizer, scaler):
+    """What the float16 run saves: the network, the optimizer (masters included) and the scaler's state."""
+    entries = {param.name: param for param in (*net.get_parameters(), *optimizer.get_parameters())}
+    entries.update({name: getattr(scaler, attr) for name, attr in LOSS_SCALER_ENTRIES.items()})
+    return entries
+
+
+def resume_loss_scaler(scaler, path):
+    """Sets the scaler's scale and counter to those saved in ``path`` by a float16 run.
+
+    A checkpoint without them (saved by a float32 run, or by a version of this example that did not keep
+    them) leaves the scaler at its initial scale, and says so.
+    """
+    # The whole file: with a choice_func that keeps nothing, load_checkpoint raises instead of returning {}.
+    saved = {name: value for name, value in ms.load_checkpoint(path).items() if name in LOSS_SCALER_ENTRIES}
+    if not saved:
+        print(f"'{path}' holds no loss scale: starting from {float(scaler.scale_value.asnumpy()):g}", flush=True)
+        return
+    missing = sorted(set(LOSS_SCALER_ENTRIES) - set(saved))
+    if missing:
+        raise ValueError(f"For 'lenet5', the checkpoint '{path}' holds part of the loss scaler's state; it "
+                         f"lacks {missing}. Resume from a checkpoint saved with --dtype float16 "
+                         f"--save-checkpoint.")
+    for name, attr in LOSS_SCALER_ENTRIES.items():
+        getattr(scaler, attr).set_data(ms.Tensor(saved[name].asnumpy()))
+    print(f"resumed loss scale: {float(scaler.scale_value.asnumpy()):g}, finite steps towards the next "
+          f"doubling: {int(scaler.counter.asnumpy())}", flush=True)
+
+
+def train_float16(net, optimizer, train_set, epochs, scaler, save_path=None):
+    """Trains with dynamic loss scaling; prints the loss as LossMonitor does and the skipped steps, and
+    saves everything (crash-safe) to ``save_path`` after every epoch."""
     loss_fn = nn.SoftmaxCrossEntropyWithLogits(sparse=True, reduction="mean")
-    scaler = amp.DynamicLossScaler(scale_value=scale, scale_factor=2, scale_window=50)
     train_step = make_train_step(net, loss_fn, optimizer, scaler)
     steps = train_set.get_dataset_size()
     for epoch in range(1, epochs + 1):
@@ -269,6 +313,8 @@ def train_float16(net, optimizer, train_set, epochs, scale=2.0 ** 12):
                 print(f"epoch: {epoch} step: {step}, loss is {float(loss.asnumpy()):.6f}", flush=True)
         print(f"epoch: {epoch} skipped steps (overflow): {skipped}, loss scale: "
               f"{float(scaler.scale_value.asnumpy()):g}", flush=True)
+        if save_path:
+            save_checkpoint(float16_checkpoint(net, optimizer, scaler), save_path)
 
 
 def evaluate(net, test_set, dtype=ms.float16):
@@ -312,14 +358,19 @@ def parse_args(argv=None):
     parser.add_argument("--group-params", action="store_true",
                         help="conv params weight_decay 0.01, others lr 0.01, as in the docs")
     parser.add_argument("--save-checkpoint", metavar="PATH", default=None,
-                        help="save the network and optimizer state after every epoch "
-                             "(crash-safe: the file always holds a complete checkpoint)")
+                        help="save the network and optimizer state (with float16, the loss scale too) "
+                             "after every epoch, crash-safe: the file always holds a complete checkpoint")
     parser.add_argument("--resume", metavar="PATH", default=None,
-                        help="load network and optimizer state before training")
+                        help="load network and optimizer state (with float16, the loss scale too) "
+                             "before training")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32",
-                        help="float16: float16 parameters with float32 master weights on the host, "
-                             "dynamic loss scaling")
+                        help="float32 (default): float32 parameters, trained by Model.train, on any "
+                             "backend. float16: float16 parameters with float32 master weights on the "
+                             "host and dynamic loss scaling, on any backend, the CPU included (MindSpore's "
+                             "CPU backend computes Dense and Conv2d in float16). bfloat16 is not offered: "
+                             "the CPU backend has no bfloat16 MatMul or Conv2D kernel, so LeNet5 cannot run "
+                             "in bfloat16 there (AdamOffload itself takes bfloat16 parameters)")
     args = parser.parse_args(argv)
     if args.epochs < 0:
         parser.error(f"--epochs must be >= 0, but got {args.epochs}")
@@ -351,10 +402,14 @@ def main(argv=None):
     if args.resume:
         resume(net, optimizer, args.resume)
     if args.dtype == "float16":
+        scaler = make_loss_scaler()
+        if args.resume:
+            resume_loss_scaler(scaler, args.resume)
         if args.epochs > 0:
-            train_float16(net, optimizer, train_set, args.epochs)
+            train_float16(net, optimizer, train_set, args.epochs, scaler, args.save_checkpoint)
+        elif args.save_checkpoint:
+            save_checkpoint(float16_checkpoint(net, optimizer, scaler), args.save_checkpoint)
         if args.save_checkpoint:
-            ms.save_checkpoint([*net.get_parameters(), *optimizer.get_parameters()], args.save_checkpoint)
             print(f"saved checkpoint: {args.save_checkpoint}")
         accuracy = evaluate(net, test_set)
         print(f"accuracy: {accuracy:.4f}", flush=True)

@@ -13,6 +13,7 @@ on CPUs threads' worth of cores. The rule, in order:
    container's cpuset narrow) are taken whole when the mask is already no larger than one rank's share
    of the CPUs online (someone bound each rank to its own CPUs), and divided by the local rank count
    otherwise (every rank sees the same CPUs).
+4. At most _env.MAX_NUM_THREADS (1024), the bound MINDSPORE_OFFLOAD_NUM_THREADS has too.
 """
 import os
 
@@ -39,6 +40,5 @@ def default_num_threads(environ=None, usable=None, online=None):
     usable = len(os.sched_getaffinity(0)) if usable is None else usable
     online = (os.cpu_count() or usable) if online is None else online
     ranks = local_rank_count(environ)
-    if ranks <= 1 or usable <= max(1, online // ranks):
-        return max(1, usable)
-    return max(1, usable // ranks)
+    share = usable if ranks <= 1 or usable <= max(1, online // ranks) else usable // ranks
+    return min(max(1, share), _env.MAX_NUM_THREADS)

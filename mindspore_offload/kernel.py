@@ -10,7 +10,7 @@ bits.
 Environment (read in one place, mindspore_offload/_env.py; a bad value fails the import with a ValueError
 naming the allowed values):
     MINDSPORE_OFFLOAD_ISA: force a level ("avx512", "avx2" or "scalar"); one this CPU lacks is an error too.
-    MINDSPORE_OFFLOAD_NUM_THREADS: the number of threads, a whole number >= 1.
+    MINDSPORE_OFFLOAD_NUM_THREADS: the number of threads, a whole number in [1, 1024].
     MINDSPORE_OFFLOAD_STREAM_MIN, MINDSPORE_OFFLOAD_PREFETCH_MIN: elements from which the delta is written
         with streaming stores / a thread's chunk prefetches ahead (default: L3 / 16 bytes; L2 / 4 bytes on
         Intel, never elsewhere; see docs/performance.md).
@@ -81,11 +81,11 @@ def get_num_threads():
 
 
 def set_num_threads(n):
-    """Sets how many threads a large array is split over; 1 keeps all work on the calling thread."""
+    """Sets how many threads (1 to 1024) a large array is split over; 1 keeps all work on the calling thread."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"For 'set_num_threads', the 'n' must be an int, but got {type(n).__name__}.")
-    if n < 1:
-        raise ValueError(f"For 'set_num_threads', the 'n' must be >= 1, but got {n}.")
+    if not 1 <= n <= _env.MAX_NUM_THREADS:
+        raise ValueError(f"For 'set_num_threads', the 'n' must be in range [1, {_env.MAX_NUM_THREADS}], but got {n}.")
     _C.set_num_threads(int(n))
 
 

@@ -7,6 +7,7 @@ when that file is complete and on disk does one ``os.replace`` swap it in. A ren
 is atomic on POSIX file systems, so the target holds the old or the new checkpoint, never neither.
 """
 import errno
+import hashlib
 import os
 import socket
 import threading
@@ -16,24 +17,52 @@ from mindspore_offload import _env
 __all__ = ["save_checkpoint"]
 
 # Marks our temporaries: '.<target name>.saving.<host>.<pid>.<token>.<format>'. The leading dot keeps
-# them out of globs and out of ModelCheckpoint's file list (which matches '<prefix>-*').
+# them out of globs and out of ModelCheckpoint's file list (which matches '<prefix>-*'). A target name too
+# long for that to fit in one file name (NAME_MAX, 255 bytes on ext4, XFS, Btrfs and tmpfs) is shortened to
+# its first bytes and a hash of the whole: '.<head>~<16 hex digits>.saving.<host>.<pid>.<token>.<format>'.
 _TEMP_TAG = ".saving."
 _FORMATS = ("ckpt", "safetensors")
+_HOST_BYTES = 64  # Linux's HOST_NAME_MAX
+_HASH_DIGITS = 16
+# The most bytes that follow the name part: the tag, the host, the pid (Linux's pid_max is at most 2^22;
+# 10 digits hold any 32-bit pid), the token and the longer format, with the dots between them.
+_TAIL_BYTES = len(_TEMP_TAG) + _HOST_BYTES + 1 + 10 + 1 + 8 + 1 + len("safetensors")
 # One save at a time in this process, so a temporary carrying our own pid is never one in flight.
 _save_lock = threading.Lock()
 
 
 def _host():
-    return socket.gethostname().replace(os.sep, "_")[:64] or "host"
+    name = os.fsencode(socket.gethostname().replace(os.sep, "_"))[:_HOST_BYTES]
+    return name.decode("utf-8", "ignore") or "host"
 
 
-def _temp_prefix(target):
-    return "." + os.path.basename(target) + _TEMP_TAG
+def _name_max(folder):
+    """The longest file name, in bytes, the file system holding ``folder`` takes (255 when it cannot say)."""
+    try:
+        return os.pathconf(folder or ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def _temp_prefixes(target):
+    """The prefix this save gives its temporary of ``target``, and both prefixes a temporary of it may have.
+
+    The full form ('.<name>.saving.') is used while the longest temporary still fits in one file name; it
+    is also what versions before the short form wrote, so the clean-up looks for both.
+    """
+    folder, name = os.path.split(target)
+    raw = os.fsencode(name)
+    limit = _name_max(folder)
+    full = "." + name + _TEMP_TAG
+    head = raw[:max(0, limit - _TAIL_BYTES - 2 - _HASH_DIGITS)].decode("utf-8", "ignore")  # 2: '.' and '~'
+    short = f".{head}~{hashlib.sha256(raw).hexdigest()[:_HASH_DIGITS]}{_TEMP_TAG}"
+    chosen = full if len(os.fsencode(full)) - len(_TEMP_TAG) + _TAIL_BYTES <= limit else short
+    return chosen, (full, short)
 
 
 def _temp_path(target, fmt):
     token = os.urandom(4).hex()
-    name = f"{_temp_prefix(target)}{_host()}.{os.getpid()}.{token}.{fmt}"
+    name = f"{_temp_prefixes(target)[0]}{_host()}.{os.getpid()}.{token}.{fmt}"
     return os.path.join(os.path.dirname(target), name)
 
 
@@ -67,14 +96,15 @@ def remove_stale_temporaries(target):
     lock) is stale. A live process's temporary may be a save in flight, and another host's cannot be
     judged from here, so both are left alone. Returns the paths removed.
     """
-    folder, prefix = os.path.dirname(target), _temp_prefix(target)
+    folder, prefixes = os.path.dirname(target), _temp_prefixes(target)[1]
     removed = []
     try:
         names = os.listdir(folder)
     except OSError:
         return removed
     for name in names:
-        if not name.startswith(prefix):
+        prefix = next((p for p in prefixes if name.startswith(p)), None)
+        if prefix is None:
             continue
         fields = name[len(prefix):].rsplit(".", 3)  # host (may hold dots), pid, token, extension
         if len(fields) != 4 or fields[0] != _host() or not fields[1].isdigit():
@@ -113,8 +143,17 @@ def check_target(save_obj, ckpt_file_name, fmt):
         raise IsADirectoryError(f"For 'save_checkpoint', the parameter 'ckpt_file_name': {target} is a "
                                 f"directory, it must be a file name.")
     # MindSpore's rule, kept exactly (it tests the bare suffix, so 'xckpt' gets no '.ckpt').
+    appended = ""
     if not target.endswith(fmt):
         target += "." + fmt
+        appended = f" with the '.{fmt}' MindSpore appends"
+    folder, name = os.path.split(target)
+    size, limit = len(os.fsencode(name)), _name_max(folder)
+    if size > limit:  # MindSpore writes its '.tmp' and then fails to rename it; we refuse before writing
+        raise OSError(errno.ENAMETOOLONG,
+                      f"For 'save_checkpoint', the file name '{name}' is {size} bytes long{appended}, longer "
+                      f"than the {limit} bytes the file system allows for one name in '{folder}'. Nothing was "
+                      f"written. Choose a shorter file name.")
     return target
 
 
@@ -141,17 +180,27 @@ def _refuse_unsafe_modes(async_save):
                          "mindspore.save_checkpoint there.")
 
 
+# For each error a write may meet: what it means, and what to do before saving again.
+_CAUSES = {
+    errno.ENOSPC: ("the disk is full", "Free space on that file system or choose another"),
+    errno.EDQUOT: ("the disk quota is exceeded", "Free space within the quota or choose another file system"),
+    errno.EFBIG: ("the file is larger than this process may write (RLIMIT_FSIZE)",
+                  "Raise the file-size limit (ulimit -f)"),
+    errno.EACCES: ("the directory is not writable", "Choose a writable directory or change its permissions"),
+    errno.EPERM: ("the directory is not writable", "Choose a writable directory or change its permissions"),
+    errno.EROFS: ("the file system is read-only", "Choose a directory on a writable file system"),
+    errno.ENAMETOOLONG: ("the file name is too long for this file system", "Choose a shorter file name"),
+}
+
+
 def _write_failed(error, target):
-    """``error`` re-raised with what failed and that the old checkpoint is untouched."""
+    """``error`` re-raised with what failed, what to do, and that the old checkpoint is untouched."""
     if not isinstance(error, OSError) or error.errno is None:
         return error
-    hint = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-            errno.EFBIG: "the file is larger than this process may write (RLIMIT_FSIZE)",
-            errno.EACCES: "the directory is not writable", errno.EPERM: "the directory is not writable",
-            errno.EROFS: "the file system is read-only"}.get(error.errno, error.strerror)
-    message = (f"For 'save_checkpoint', the checkpoint '{target}' could not be written: {hint}. "
+    cause, advice = _CAUSES.get(error.errno, (error.strerror, "Remove the cause"))
+    message = (f"For 'save_checkpoint', the checkpoint '{target}' could not be written: {cause}. "
                f"Nothing was replaced or deleted: the file there (if any) still holds the previous "
-               f"checkpoint. Free space or choose a writable directory and save again.")
+               f"checkpoint. {advice} and save again.")
     return type(error)(error.errno, message)
 
 
@@ -195,7 +244,8 @@ def save_checkpoint(save_obj, ckpt_file_name, integrated_save=True, async_save=F
     it) are MindSpore's; MindSpore itself writes the bytes, so ``mindspore.load_checkpoint``,
     ``load_param_into_net`` and :func:`load_param_into_net_checked` read it as before. What differs is the
     order: the new checkpoint is written in full to a hidden temporary in the same directory
-    (``.<name>.saving.<host>.<pid>.<token>.<format>``), flushed to disk, and then renamed over
+    (``.<name>.saving.<host>.<pid>.<token>.<format>``, or ``.<head>~<hash>.saving.<host>.<pid>.<token>.<format>``
+    where the name is too long for that to fit in one file name), flushed to disk, and then renamed over
     ``ckpt_file_name``, and the directory is flushed. If the process dies at any point, the file holds
     the complete old or the complete new checkpoint. A temporary left by a killed save never carries the
     checkpoint's name, and the next save to the same name removes it.
@@ -218,7 +268,8 @@ def save_checkpoint(save_obj, ckpt_file_name, integrated_save=True, async_save=F
         ValueError: ``format`` is not 'ckpt' or 'safetensors', ``async_save`` is not ``False``, or
             MindSpore is set to write elsewhere than a plain file (``AITURBO=1``, the mindio backend).
         IsADirectoryError: ``ckpt_file_name`` is a directory.
-        OSError: the directory is not writable or the disk is full; nothing was deleted or replaced.
+        OSError: the directory is not writable, the disk is full, or (``errno.ENAMETOOLONG``) the file name
+            is longer than the file system allows; nothing was deleted or replaced.
     """
     target = check_target(save_obj, ckpt_file_name, format)
     _refuse_unsafe_modes(async_save)

@@ -185,3 +185,42 @@ def test_resume_rejects_a_mismatched_checkpoint(tmp_path):
     optimizer = lenet5.create_optimizer(net, 0.002)
     with pytest.raises(ValueError, match="moment1.conv1.weight"):
         lenet5.resume(net, optimizer, str(path))
+
+
+def test_help_says_what_each_dtype_offers_where():
+    result = subprocess.run([sys.executable, str(EXAMPLE), "--help"], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = " ".join(result.stdout.split())  # argparse wraps the help text
+    assert "{float32,float16}" in text
+    for words in ("float32 master weights", "dynamic loss scaling", "computes Dense and Conv2d in float16",
+                  "bfloat16 is not offered", "no bfloat16 MatMul", "crash-safe", "loss scale"):
+        assert words in text, (words, text)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_every_epoch_is_saved_crash_safely(tmp_path, monkeypatch, dtype):
+    """After each epoch the file exists and holds that epoch's state, written by mindspore_offload's
+    crash-safe save (the float16 run saved once, at the end, with ms.save_checkpoint)."""
+    path = tmp_path / "run.ckpt"
+    saved = []
+
+    def spy(save_obj, ckpt_file_name, *args, **kwargs):
+        written = lenet5_save(save_obj, ckpt_file_name, *args, **kwargs)
+        saved.append(_checkpoint(written))
+        return written
+
+    lenet5_save = lenet5.save_checkpoint
+    monkeypatch.setattr(lenet5, "save_checkpoint", spy)
+    lenet5.main(["--dtype", dtype, "--epochs", "2", "--batch-size", "128", "--save-checkpoint", str(path)])
+    steps = 1437 // 128
+    assert [state["global_step"].item() for state in saved] == [steps, 2 * steps]
+    assert _checkpoint(path).keys() == saved[-1].keys()
+    for name, value in _checkpoint(path).items():
+        np.testing.assert_array_equal(value, saved[-1][name], err_msg=name)
+    if dtype == "float16":
+        # The loss scaler's state: the scale and the finite steps counted towards its next growth (window 50).
+        assert [(s["loss_scale.scale_value"].item(), s["loss_scale.counter"].item()) for s in saved] == \
+            [(4096.0, steps), (4096.0, 2 * steps)]
+        assert any(name.startswith("master.") for name in saved[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt"]

@@ -175,3 +175,27 @@ def test_bool_hyper_parameters_are_rejected_even_though_bool_is_an_int():
     s = fresh()
     with pytest.raises(TypeError, match=r"'lr' must be a float, but got bool"):
         kernel.adam_delta(s["m"], s["v"], s["grad"], **{**HYPER, "lr": False})
+
+
+# set_num_threads: (id, n, exception type, message). The upper bound is _env.MAX_NUM_THREADS (1024); 2^31 is
+# past the C++ int and 2^64 past any fixed-width integer.
+THREAD_CASES = [
+    *[(f"n-{n}", n, ValueError, rf"For 'set_num_threads', the 'n' must be in range \[1, 1024\], but got {n}\.")
+      for n in (0, -1, 1025, 4000000000, 2**31, 2**64)],
+    *[(f"n-{type(n).__name__}", n, TypeError, rf"For 'set_num_threads', the 'n' must be an int, but got {type(n).__name__}")
+      for n in (2.0, True, "4", None)],
+]
+
+
+@pytest.mark.parametrize("n, error, message", [pytest.param(*c[1:], id=c[0]) for c in THREAD_CASES])
+def test_set_num_threads_refuses_and_keeps_the_pool(n, error, message):
+    kernel.set_num_threads(2)
+    with pytest.raises(error, match=message):
+        kernel.set_num_threads(n)
+    assert kernel.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("n", [1, np.int64(3)], ids=repr)
+def test_set_num_threads_takes_whole_numbers_in_range(n):
+    kernel.set_num_threads(n)
+    assert kernel.get_num_threads() == n

@@ -123,4 +123,5 @@ def test_threshold_environment_overrides_and_errors():
         for bad in ("1e6", "-1", "lots", " 5"):
             bad_run = _python("from mindspore_offload import kernel", **{name: bad})
             assert bad_run.returncode != 0
-            assert f"ValueError: {name} must be a whole number >= 0, but got '{bad}'" in bad_run.stderr, bad_run.stderr
+            assert f"ValueError: {name} must be a whole number in [0, {2**64 - 1}], but got '{bad}'" in bad_run.stderr, \
+                bad_run.stderr

@@ -308,3 +308,106 @@ def test_a_full_and_then_read_only_tmpfs(tmp_path):
     assert result["full_kept"], result
     assert result["read_only"]["errno"] == errno.EROFS and "read-only" in result["read_only"]["message"], result
     assert result["read_only_kept"], result
+
+
+# ---- long file names: every name MindSpore's save accepts, and the one it refuses ---------------------
+
+# Names up to the file system's 255-byte limit, with and without the suffix MindSpore appends, and one of
+# two-byte characters (255 bytes in 130 characters).
+LONG_NAMES = ["c" * 230 + ".ckpt", "c" * 245 + ".ckpt", "c" * 250 + ".ckpt", "c" * 250, "\u00e9" * 125 + ".ckpt"]
+
+
+def name_id(name):
+    return (f"{len(name.encode())}-bytes" + ("" if name.isascii() else "-utf8")
+            + ("" if name.endswith(".ckpt") else "-no-suffix"))
+
+
+@pytest.mark.parametrize("name", LONG_NAMES, ids=name_id)
+def test_a_long_name_mindspore_accepts_saves_and_loads(tmp_path, name):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    ms.save_checkpoint(params(1), str(theirs / name))  # MindSpore's own save takes the name
+    path = str(tmp_path / name)
+    written = save_checkpoint(params(1), path)
+    assert written == os.path.join(str(tmp_path), name if name.endswith(".ckpt") else name + ".ckpt")
+    assert len(os.path.basename(written).encode()) <= 255
+    save_checkpoint(params(2), path)  # and replaces it
+    assert loaded_version(written) == 2
+    assert [n for n in os.listdir(tmp_path) if n != "theirs"] == [os.path.basename(written)]
+
+
+@pytest.mark.parametrize("name", ["c" * 251 + ".ckpt", "c" * 251, "\u00e9" * 126 + ".ckpt"], ids=name_id)
+def test_a_name_mindspore_refuses_is_refused_the_same_way(tmp_path, name):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    with pytest.raises(OSError) as mindspore_error:
+        ms.save_checkpoint(params(1), str(theirs / name))
+    assert mindspore_error.value.errno == errno.ENAMETOOLONG
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    with pytest.raises(OSError) as our_error:
+        save_checkpoint(params(1), str(ours / name))
+    assert our_error.value.errno == errno.ENAMETOOLONG
+    message = str(our_error.value)
+    assert "longer than the 255 bytes" in message and "Choose a shorter file name" in message, message
+    assert "disk" not in message and "Free space" not in message, message
+    assert os.listdir(ours) == []  # refused before anything was written
+
+
+# What each errno is said to be, and what the user is told to do about it (no advice to free space unless
+# space is what ran out).
+ADVICE = [
+    (errno.ENOSPC, "the disk is full", "Free space"),
+    (errno.EDQUOT, "the disk quota is exceeded", "Free space"),
+    (errno.EFBIG, "the file is larger than this process may write", "Raise the file-size limit"),
+    (errno.EACCES, "the directory is not writable", "Choose a writable directory"),
+    (errno.EPERM, "the directory is not writable", "Choose a writable directory"),
+    (errno.EROFS, "the file system is read-only", "Choose a directory on a writable file system"),
+    (errno.ENAMETOOLONG, "the file name is too long", "Choose a shorter file name"),
+    (errno.EIO, os.strerror(errno.EIO), "save again"),
+]
+
+
+@pytest.mark.parametrize("number, cause, advice", ADVICE, ids=[errno.errorcode[a[0]] for a in ADVICE])
+def test_the_advice_matches_the_error(number, cause, advice):
+    from mindspore_offload.safe_save import _write_failed
+
+    wrapped = _write_failed(OSError(number, os.strerror(number)), "/somewhere/c.ckpt")
+    assert isinstance(wrapped, OSError) and wrapped.errno == number
+    message = str(wrapped)
+    assert f"'/somewhere/c.ckpt' could not be written: {cause}" in message, message
+    assert advice in message and "still holds the previous checkpoint" in message, message
+    if number not in (errno.ENOSPC, errno.EDQUOT):
+        assert "Free space" not in message and "disk is full" not in message, message
+
+
+def test_a_killed_saves_temporary_of_a_long_name_is_removed(tmp_path):
+    """A long name's temporary takes a short hashed form; killed saves' temporaries of that form, and of the
+    full form older versions wrote for names that still fit, are removed, this host's live ones kept."""
+    import socket
+
+    from mindspore_offload import safe_save
+
+    host = socket.gethostname()
+    for length in (160, 250):
+        name = "c" * (length - 5) + ".ckpt"
+        path = str(tmp_path / name)
+        save_checkpoint(params(1), path)
+        ours = os.path.basename(safe_save._temp_path(path, "ckpt"))
+        assert len(ours.encode()) <= 255 and ".saving." in ours and ours.startswith("." + "c" * 20)
+        form = ours[:ours.index(".saving.") + len(".saving.")]  # '.<head>~<hash>.saving.'
+        stale = [tmp_path / f"{form}{host}.{dead_pid()}.0badf00d.ckpt",
+                 tmp_path / f"{form}{host}.{dead_pid()}.0badf00d.tmp"]  # MindSpore's own first name
+        kept = [tmp_path / f"{form}{host}.1.0badf00d.ckpt",  # pid 1 is alive: maybe a save in flight
+                tmp_path / f"{form}elsewhere.{dead_pid()}.0badf00d.ckpt"]
+        if length == 160:  # the form older versions used, where it fits
+            stale.append(tmp_path / f".{name}.saving.{host}.{dead_pid()}.0badf00d.ckpt")
+        for f in stale + kept:
+            f.write_bytes(b"torn")
+        save_checkpoint(params(2), path)
+        assert loaded_version(path) == 2
+        assert [f.name for f in stale if f.exists()] == []
+        assert all(f.exists() for f in kept)
+        for f in kept:
+            f.unlink()
+        assert remove_stale_temporaries(path) == []

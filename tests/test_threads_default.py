@@ -30,6 +30,8 @@ def test_local_rank_count_from_the_launcher(environ, ranks):
     ({"LOCAL_WORLD_SIZE": "8"}, 16, 64, 2),                # a 16-CPU container shared by 8 ranks
     ({"LOCAL_WORLD_SIZE": "8"}, 4, 4, 1),                  # more ranks than CPUs: at least one
     ({"MS_ROLE": "MS_WORKER", "MS_WORKER_NUM": "2"}, 2, 2, 1),  # msrun with 2 workers on this machine
+    ({}, 4096, 4096, 1024),                                # past the pool's bound (_env.MAX_NUM_THREADS)
+    ({"LOCAL_WORLD_SIZE": "2"}, 4096, 4096, 1024),
 ])
 def test_default_is_the_rank_share(environ, usable, online, threads):
     assert default_num_threads(environ, usable, online) == threads
