@@ -264,7 +264,7 @@ class AdamOffload(Optimizer):
         ValueError: If `shard_state` is ``True`` in a parallel mode other than `DATA_PARALLEL` or stand-alone.
         ValueError: If, when the step is compiled, a gradient's shape differs from its parameter's.
         ValueError: If `MINDSPORE_OFFLOAD_HOST_APPLY` is set to anything but "0" or "1", or, when the moments
-            are sharded, `MINDSPORE_OFFLOAD_SHARD_MIN_SIZE` to anything but a whole number.
+            are sharded, `MINDSPORE_OFFLOAD_SHARD_MIN_SIZE` to anything but a whole number from 0 to 2^63 - 1.
         KeyError: If a group dict has no "params".
         RuntimeError: If a parameter is in two groups.
 
