@@ -169,9 +169,9 @@ void run_range(void* ctx, int index) {
 }  // namespace
 
 // Once a pass is split at all, its chunks may be this many times shorter than the grain. Measured on a
-// 16-core Intel Xeon (CHANGELOG.md, 2026-11-27; benchmarks/tuning/bench_grain.py): chunks of 2^14 elements ran a 2^18-element
-// apply pass 2.6x and a 2^20 one 1.5x faster on 16 threads than chunks of 2^17, level with DeepSpeed's
-// OpenMP loop.
+// 16-core Intel Xeon (CHANGELOG.md, 2026-11-27; benchmarks/tuning/bench_grain.py): chunks of 2^14
+// elements ran a 2^18-element apply pass 2.6x and a 2^20 one 1.5x faster on 16 threads than chunks of
+// 2^17, level with DeepSpeed's OpenMP loop.
 constexpr std::size_t kChunksPerGrain = 8;
 
 // The shortest pass worth splitting. With two threads the most a split can save is half the pass,
