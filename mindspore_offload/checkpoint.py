@@ -8,11 +8,25 @@ Sharded optimizer state (``AdamOffload(..., shard_state=True)``): each rank save
 moments (and of the float32 masters of 16-bit parameters); :func:`merge_sharded_checkpoints` (or ``python -m mindspore_offload.checkpoint merge OUT IN0 IN1
 ...``) joins the per-rank files into one whole checkpoint, which unsharded runs, ``nn.AdamOffload`` and
 sharded runs with any number of ranks load (the loader cuts each rank's slices from it).
+
+Paths are read in the format their name ends with (``.safetensors``, else ``.ckpt``), as MindSpore
+requires.
 """
 import os
 import sys
 
 __all__ = ["load_param_into_net_checked", "load_float32_checkpoint", "merge_sharded_checkpoints"]
+
+
+def _format_of(path):
+    """The format MindSpore reads ``path`` in: it accepts a file only in the format its name ends with."""
+    return "safetensors" if os.fspath(path).endswith("safetensors") else "ckpt"
+
+
+def _read(path):
+    import mindspore as ms
+
+    return ms.load_checkpoint(os.fspath(path), format=_format_of(path))
 
 
 def _masters(net):
@@ -32,7 +46,8 @@ def load_param_into_net_checked(net, parameter_dict, strict=True):
 
     Args:
         net (Cell): the cell to load into, e.g. ``nn.TrainOneStepCell(..., AdamOffload(...))``.
-        parameter_dict (Union[dict, str]): what ``mindspore.load_checkpoint`` returns, or a checkpoint path.
+        parameter_dict (Union[dict, str]): what ``mindspore.load_checkpoint`` returns, or a checkpoint path
+            (``.ckpt``, or ``.safetensors``: read in the format its name ends with).
         strict (bool): every parameter of ``net`` must be in the checkpoint. With False, parameters the
             checkpoint lacks keep their values; those it has must still match. Default: ``True``.
 
@@ -53,7 +68,7 @@ def load_param_into_net_checked(net, parameter_dict, strict=True):
     from mindspore_offload import _sharding
 
     if isinstance(parameter_dict, (str, os.PathLike)):
-        parameter_dict = ms.load_checkpoint(os.fspath(parameter_dict))
+        parameter_dict = _read(parameter_dict)
     masters = _masters(net)
     parameter_dict = dict(parameter_dict)  # slices replace whole moments below; the caller's dict stays
     layout = _sharding.sliced_moments(net)
@@ -97,7 +112,8 @@ def load_float32_checkpoint(net, parameter_dict, strict=True):
 
     Args:
         net (Cell): the network and its AdamOffload, e.g. a ``TrainOneStepCell``.
-        parameter_dict (Union[dict, str]): what ``mindspore.load_checkpoint`` returns, or a checkpoint path.
+        parameter_dict (Union[dict, str]): what ``mindspore.load_checkpoint`` returns, or a checkpoint path
+            (``.ckpt`` or ``.safetensors``).
         strict (bool): as :func:`load_param_into_net_checked`.
 
     Returns:
@@ -112,7 +128,7 @@ def load_float32_checkpoint(net, parameter_dict, strict=True):
     from mindspore_offload import _mixed
 
     if isinstance(parameter_dict, (str, os.PathLike)):
-        parameter_dict = ms.load_checkpoint(os.fspath(parameter_dict))
+        parameter_dict = _read(parameter_dict)
     converted = dict(parameter_dict)
     params = {param.name: param for param in net.get_parameters()}
     for master, name in _masters(net).items():
