@@ -59,21 +59,29 @@ def load_param_into_net_checked(net, parameter_dict, strict=True):
             shape or dtype differs from the checkpoint's. Nothing in ``net`` has changed when it is raised;
             the message lists every problem.
 
+    16-bit parameters: with ``strict=False``, a float16/bfloat16 parameter the checkpoint lacks while it
+    holds the parameter's master (``master.<name>``) is set to that master rounded to nearest even, as
+    the host pass rounds: the loaded master wins, so the parameter stays the master rounded. (A master
+    that is one rank's slice cannot give the whole parameter: that is refused.)
+
     With a sharded ``AdamOffload`` in ``net``, whole moments in the checkpoint are cut to this rank's
     slices. A checkpoint of one rank's slices loads only into the same slice layout; anywhere else it is
     refused with the command that merges the per-rank files.
     """
     import mindspore as ms
 
-    from mindspore_offload import _sharding
+    from mindspore_offload import _mixed, _sharding
 
     if isinstance(parameter_dict, (str, os.PathLike)):
         parameter_dict = _read(parameter_dict)
     masters = _masters(net)
     parameter_dict = dict(parameter_dict)  # slices replace whole moments below; the caller's dict stays
     layout = _sharding.sliced_moments(net)
+    params = {param.name: param for param in net.get_parameters()}
     missing, mismatched, sliced = [], [], []
-    for param in net.get_parameters():
+    if not strict:
+        mismatched += _round_masters(masters, params, parameter_dict, _mixed.round_to)
+    for param in params.values():
         saved = parameter_dict.get(param.name)
         if saved is None:
             # A master is never optional beside its parameter: the 16-bit value alone cannot restore it.
@@ -99,6 +107,25 @@ def load_param_into_net_checked(net, parameter_dict, strict=True):
                          ". Load a checkpoint saved from the same network and optimizer (pass strict=False to "
                          "keep parameters the checkpoint lacks).")
     return ms.load_param_into_net(net, parameter_dict, strict_load=True)
+
+
+def _round_masters(masters, params, parameter_dict, round_to):
+    """With strict=False: each 16-bit parameter the checkpoint lacks beside its master gets the master
+    rounded (added to ``parameter_dict``). Returns the problems: a master that is a slice."""
+    import mindspore as ms
+
+    problems = []
+    for master, name in masters.items():
+        saved = parameter_dict.get(master)
+        if name in parameter_dict or saved is None or saved.dtype != ms.float32:
+            continue  # nothing to rebuild, or a master of another dtype (reported as such)
+        param = params[name]
+        if tuple(saved.shape) == tuple(param.shape):
+            parameter_dict[name] = ms.Parameter(round_to(saved.asnumpy(), param.dtype), name=name)
+        elif len(saved.shape) == 1 and int(saved.shape[0]) < param.size:
+            problems.append(f"'{name}' is missing beside its master '{master}', which holds only one rank's slice "
+                            f"of it: load a checkpoint that holds '{name}' too, or a merged one")
+    return problems
 
 
 def load_float32_checkpoint(net, parameter_dict, strict=True):
