@@ -15,8 +15,10 @@ the slice offset, a constant, differs), so the collectives always match.
 import math
 from typing import NamedTuple
 
+import numpy as np
+
 import mindspore as ms
-from mindspore import Parameter, ParameterTuple, ops
+from mindspore import Parameter, ParameterTuple, Tensor, ops
 from mindspore.common import dtype as mstype
 from mindspore.common.initializer import initializer
 from mindspore.ops import composite as C
@@ -55,6 +57,9 @@ class Layout(NamedTuple):
     def sliced(self, size):
         """Whether a parameter of ``size`` elements gets a slice of the moments (else whole ones)."""
         return is_sharded(size, self.ranks, self.min_size)
+
+    def described(self):
+        return f"rank {self.rank} of {self.ranks} (threshold {self.min_size} elements)"
 
 
 def layout(shard_state, cls_name):
@@ -191,10 +196,46 @@ def _sharded_master_step(apply, beta1_power, beta2_power, beta1, beta2, eps, gra
     return F.depend(True, F.assign(param, gathered[:gradient.size].reshape(gradient.shape)))
 
 
-# Checkpoints. A sharded rank saves its own slices under the usual names; merge() turns the N per-rank
-# files into one whole checkpoint (the format of an unsharded run and of nn.AdamOffload), and
-# checkpoint.load_param_into_net_checked cuts a whole checkpoint's moments to this rank's slices
-# (sliced_moments, slice_of) while loading it.
+# Checkpoints. A sharded rank saves its own slices under the usual names, and its Layout under
+# LAYOUT_NAME; in_rank_order() and merge() turn the N per-rank files into one whole checkpoint (the format
+# of an unsharded run and of nn.AdamOffload, without LAYOUT_NAME), and
+# checkpoint.load_param_into_net_checked checks a file's Layout against this run's and cuts a whole
+# checkpoint's moments to this rank's slices (sliced_moments, slice_of) while loading it.
+
+# Where a sharded optimizer saves [rank, ranks, min_size]. Each sliced parameter's slice length needs no
+# record: it is the shape of its saved moments.
+LAYOUT_NAME = "shard_layout"
+
+
+def layout_parameter(shard):
+    """The Parameter that records ``shard`` (a Layout) in a sharded optimizer's checkpoints: int64
+    [rank, ranks, min_size]. The step never reads it. It is not trainable, and layerwise_parallel keeps
+    MindSpore's parameter broadcast (which copies rank 0's parameters to every rank) away from it."""
+    return Parameter(Tensor(np.array(shard, np.int64)), name=LAYOUT_NAME, requires_grad=False,
+                     layerwise_parallel=True)
+
+
+def recorded_layout(state, source):
+    """The Layout a checkpoint's entries (``state``, a dict) record, or None when they record none.
+    ``source`` names the checkpoint in the error raised when the entry is not a layout."""
+    value = state.get(LAYOUT_NAME)
+    if value is None:
+        return None
+    value = np.asarray(value.asnumpy() if hasattr(value, "asnumpy") else value)
+    if value.shape != (3,) or value.dtype.kind not in "iu" or not 0 <= value[0] < value[1] or value[2] < 0:
+        raise ValueError(f"{source} has a '{LAYOUT_NAME}' entry of {value.tolist()} ({value.dtype}), which is not "
+                         "a layout [rank, ranks, threshold] as a sharded AdamOffload saves it.")
+    return Layout(*(int(x) for x in value))
+
+
+def layout_in(net):
+    """The Layout of the sharded AdamOffload in ``net`` (every one in a process has the same), or None."""
+    from mindspore_offload.optimizer import AdamOffload
+
+    for _, cell in net.cells_and_names():
+        if isinstance(cell, AdamOffload) and cell.shard is not None:
+            return cell.shard
+    return None
 
 # A sliced 16-bit parameter's master is cut, saved and merged like its moments.
 _MOMENT_PREFIXES = ("moment1.", "moment2.", "master.")
@@ -207,23 +248,96 @@ def _base_name(name):
     return None
 
 
-def merge(states):
+def _is_slice(name, state):
+    """Whether entry ``name`` of a rank's state is a slice: a moment or master whose shape is not its
+    parameter's."""
+    base = _base_name(name)
+    return base is not None and base in state and tuple(state[name].shape) != tuple(state[base].shape)
+
+
+def _values(mine, theirs):
+    """' (A against B)' for a few values, else nothing."""
+    if mine.size > 4 or theirs.size > 4:
+        return ""
+    return f" ({mine.reshape(-1).tolist()} against {theirs.reshape(-1).tolist()})"
+
+
+# Compared first, so that files of two saves are reported by their step.
+_SAVE_MARKS = ("global_step", "beta1_power", "beta2_power")
+
+
+def in_rank_order(states, names):
+    """The states (dicts of NumPy arrays) of every rank's checkpoint of one sharded save, put in rank order
+    by the Layout each records. ``names[i]`` names ``states[i]`` in errors.
+
+    Raises ValueError, naming the file, when a file records no layout, two files hold one rank, a rank is
+    missing, the files disagree on the rank count or threshold, or they are not all from one save: the
+    entries that every rank holds whole (step, beta powers, parameters, whole moments) must be equal,
+    bit for bit, and every file must hold the same names.
+    """
+    layouts = [recorded_layout(state, f"'{name}'") for state, name in zip(states, names)]
+    for name, layout in zip(names, layouts):
+        if layout is None:
+            raise ValueError(f"'{name}' records no shard layout ('{LAYOUT_NAME}'): it is not one rank's checkpoint "
+                             "of a shard_state=True run (a whole checkpoint needs no merge), or it was saved before "
+                             "the layout was recorded.")
+    for name, layout in zip(names[1:], layouts[1:]):
+        if layout[1:] != layouts[0][1:]:
+            raise ValueError(f"'{name}' holds {layout.described()}, but '{names[0]}' holds "
+                             f"{layouts[0].described()}: the files are not of one save.")
+    ranks = layouts[0].ranks
+    by_rank = {}
+    for index, layout in enumerate(layouts):
+        if layout.rank in by_rank:
+            other = names[by_rank[layout.rank]]
+            if other == names[index]:
+                raise ValueError(f"'{other}' is given twice (it holds rank {layout.rank} of {ranks}); pass each "
+                                 "rank's file once.")
+            raise ValueError(f"'{names[index]}' and '{other}' both hold rank {layout.rank} of {ranks}: pass one "
+                             "file per rank, all of one save.")
+        by_rank[layout.rank] = index
+    missing = [rank for rank in range(ranks) if rank not in by_rank]
+    if missing:
+        given = ", ".join(f"'{name}' (rank {layout.rank})" for name, layout in zip(names, layouts))
+        what = f"rank {missing[0]}'s file is" if len(missing) == 1 else f"the files of ranks {missing} are"
+        raise ValueError(f"{what} missing: the save has {ranks} ranks, and the files given are {given}. Pass every "
+                         "rank's file of one save.")
+    ordered = [by_rank[rank] for rank in range(ranks)]
+    first, first_name = states[ordered[0]], names[ordered[0]]
+    for index in ordered[1:]:
+        state, name = states[index], names[index]
+        for key in sorted(set(first) ^ set(state)):
+            holder, lacker = (first_name, name) if key in first else (name, first_name)
+            raise ValueError(f"'{lacker}' lacks '{key}', which '{holder}' holds: the files are not of one save.")
+        keys = [k for k in _SAVE_MARKS if k in first] + [k for k in first if k not in _SAVE_MARKS]
+        for key in keys:
+            if key == LAYOUT_NAME or _is_slice(key, first):
+                continue
+            mine, theirs = np.asarray(state[key]), np.asarray(first[key])
+            if mine.dtype != theirs.dtype or mine.shape != theirs.shape or mine.tobytes() != theirs.tobytes():
+                raise ValueError(f"'{name}' is not from the same save as '{first_name}': '{key}' differs"
+                                 f"{_values(mine, theirs)}, and every rank of one save holds the same.")
+    return [states[index] for index in ordered]
+
+
+def merge(states, names=None):
     """One whole state from every rank's state, in rank order: {name: numpy array}.
 
     A moment whose shape differs from its parameter's is a slice: the N slices are joined, the padding
     is dropped, and the result takes the parameter's shape. Everything else is replicated and comes from
-    rank 0. Raises ValueError when the slices cannot be the N ranks' slices of that parameter.
+    rank 0; the layout entry is left out (the result is a whole checkpoint). ``names`` (one a state) name
+    the files in errors. Raises ValueError when the slices cannot be the N ranks' slices of that parameter.
     """
-    import numpy as np
-
     ranks = len(states)
     first = states[0]
     out = {}
     for name, value in first.items():
-        base = _base_name(name)
-        if base is None or base not in first or tuple(value.shape) == tuple(first[base].shape):
+        if name == LAYOUT_NAME:
+            continue
+        if not _is_slice(name, first):
             out[name] = np.asarray(value).copy()
             continue
+        base = _base_name(name)
         shape = tuple(first[base].shape)
         size = int(np.prod(shape, dtype=np.int64))
         pieces = []
@@ -231,10 +345,10 @@ def merge(states):
             piece = np.asarray(state.get(name)) if name in state else None
             if piece is None or piece.ndim != 1 or piece.size != slice_length(size, ranks):
                 got = "missing" if piece is None else f"of shape {piece.shape}"
-                raise ValueError(f"'{name}' in rank {rank}'s checkpoint is {got}, but a slice of the parameter "
-                                 f"'{base}' {shape} over {ranks} ranks has {slice_length(size, ranks)} elements. "
-                                 f"Pass every rank's checkpoint of one save, in rank order (here {ranks} were "
-                                 "passed).")
+                where = f"'{names[rank]}'" if names else f"rank {rank}'s checkpoint"
+                raise ValueError(f"'{name}' in {where} is {got}, but a slice of the parameter '{base}' {shape} "
+                                 f"over {ranks} ranks has {slice_length(size, ranks)} elements ({ranks} checkpoints "
+                                 "were passed).")
             pieces.append(piece)
         out[name] = np.concatenate(pieces)[:size].reshape(shape)
     return out
@@ -242,8 +356,6 @@ def merge(states):
 
 def slice_of(whole, rank, ranks):
     """This rank's zero-padded flat slice of a whole moment (a numpy array)."""
-    import numpy as np
-
     flat = np.asarray(whole, dtype=np.float32).reshape(-1)
     k = slice_length(flat.size, ranks)
     out = np.zeros(k, dtype=np.float32)
@@ -279,7 +391,7 @@ def looks_sliced(name, saved, parameter_dict):
         int(saved.shape[0]) < int(whole.size)
 
 
-MERGE_HINT = ("It holds one rank's slices of the moments and masters (saved with shard_state=True): merge "
-              "every rank's file into one with `python -m mindspore_offload.checkpoint merge MERGED.ckpt "
-              "RANK0.ckpt RANK1.ckpt ...` (rank order) and load MERGED.ckpt; load_param_into_net_checked cuts it "
-              "to any number of sharded ranks.")
+MERGE_HINT = ("To load one rank's slices of the moments and masters (saved with shard_state=True) anywhere else, "
+              "merge every rank's file of that save into one with `python -m mindspore_offload.checkpoint merge "
+              "MERGED.ckpt RANK0.ckpt RANK1.ckpt ...` (any order: each file records its rank) and load "
+              "MERGED.ckpt; load_param_into_net_checked cuts it to any number of sharded ranks.")

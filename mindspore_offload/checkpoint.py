@@ -5,14 +5,34 @@ MindSpore 2.10's ``load_param_into_net`` is not atomic: a missing moment is skip
 overwritten. This checks the whole checkpoint against the cell first and loads only when it all fits.
 
 Sharded optimizer state (``AdamOffload(..., shard_state=True)``): each rank saves its own slices of the
-moments (and of the float32 masters of 16-bit parameters); :func:`merge_sharded_checkpoints` (or ``python -m mindspore_offload.checkpoint merge OUT IN0 IN1
-...``) joins the per-rank files into one whole checkpoint, which unsharded runs, ``nn.AdamOffload`` and
-sharded runs with any number of ranks load (the loader cuts each rank's slices from it).
+moments (and of the float32 masters of 16-bit parameters) and its layout (``shard_layout``: its rank, the
+rank count, the size threshold). :func:`merge_sharded_checkpoints` (or ``python -m
+mindspore_offload.checkpoint merge OUT IN0 IN1 ...``) joins the per-rank files of one save, given in any
+order, into one whole checkpoint, which unsharded runs, ``nn.AdamOffload`` and sharded runs with any number
+of ranks load (the loader cuts each rank's slices from it). A rank's own file loads only into the rank and
+layout it records.
+
+Paths are read in the format their name ends with (``.safetensors``, else ``.ckpt``), as MindSpore
+requires.
 """
+import argparse
 import os
 import sys
 
 __all__ = ["load_param_into_net_checked", "load_float32_checkpoint", "merge_sharded_checkpoints"]
+
+_FORMATS = ("ckpt", "safetensors")
+
+
+def _format_of(path):
+    """The format MindSpore reads ``path`` in: it accepts a file only in the format its name ends with."""
+    return "safetensors" if os.fspath(path).endswith("safetensors") else "ckpt"
+
+
+def _read(path):
+    import mindspore as ms
+
+    return ms.load_checkpoint(os.fspath(path), format=_format_of(path))
 
 
 def _masters(net):
@@ -32,7 +52,8 @@ def load_param_into_net_checked(net, parameter_dict, strict=True):
 
     Args:
         net (Cell): the cell to load into, e.g. ``nn.TrainOneStepCell(..., AdamOffload(...))``.
-        parameter_dict (Union[dict, str]): what ``mindspore.load_checkpoint`` returns, or a checkpoint path.
+        parameter_dict (Union[dict, str]): what ``mindspore.load_checkpoint`` returns, or a checkpoint path
+            (``.ckpt``, or ``.safetensors``: read in the format its name ends with).
         strict (bool): every parameter of ``net`` must be in the checkpoint. With False, parameters the
             checkpoint lacks keep their values; those it has must still match. Default: ``True``.
 
@@ -41,24 +62,48 @@ def load_param_into_net_checked(net, parameter_dict, strict=True):
 
     Raises:
         ValueError: a parameter is missing (with ``strict``; a ``master.*`` entry even without it), or its
-            shape or dtype differs from the checkpoint's. Nothing in ``net`` has changed when it is raised;
-            the message lists every problem.
+            shape or dtype differs from the checkpoint's; or the checkpoint holds one rank's slices of a
+            sharded run that is not this one (see below). Nothing in ``net`` has changed when it is
+            raised; the message lists every problem.
 
-    With a sharded ``AdamOffload`` in ``net``, whole moments in the checkpoint are cut to this rank's
-    slices. A checkpoint of one rank's slices loads only into the same slice layout; anywhere else it is
-    refused with the command that merges the per-rank files.
+    16-bit parameters: with ``strict=False``, a float16/bfloat16 parameter the checkpoint lacks while it
+    holds the parameter's master (``master.<name>``) is set to that master rounded to nearest even, as
+    the host pass rounds: the loaded master wins, so the parameter stays the master rounded. (A master
+    that is one rank's slice cannot give the whole parameter: that is refused.)
+
+    Sharded runs (an ``AdamOffload(..., shard_state=True)`` in ``net``): a whole checkpoint (merged, or
+    saved unsharded) has its moments and masters cut to this rank's slices. A rank's own file records
+    its layout (``shard_layout``: rank, rank count, size threshold) and loads only where this run's
+    layout is the same; another rank's file, or a file of another rank count or threshold, is refused
+    naming both layouts and the merge command, and so are slices that record no layout. The
+    ``shard_layout`` entry is checked, never loaded: this run keeps its own.
     """
     import mindspore as ms
 
-    from mindspore_offload import _sharding
+    from mindspore_offload import _mixed, _sharding
 
+    source = "The checkpoint"
     if isinstance(parameter_dict, (str, os.PathLike)):
-        parameter_dict = ms.load_checkpoint(os.fspath(parameter_dict))
+        source = f"The checkpoint '{os.fspath(parameter_dict)}'"
+        parameter_dict = _read(parameter_dict)
     masters = _masters(net)
     parameter_dict = dict(parameter_dict)  # slices replace whole moments below; the caller's dict stays
     layout = _sharding.sliced_moments(net)
-    missing, mismatched, sliced = [], [], []
-    for param in net.get_parameters():
+    own = _sharding.layout_in(net)
+    recorded = _sharding.recorded_layout(parameter_dict, source)
+    if own is not None and recorded is not None and recorded != own:
+        raise ValueError(f"{source} holds the optimizer state of {recorded.described()}, but this run is "
+                         f"{own.described()}; nothing was loaded. Load this rank's own file of that save. "
+                         + _sharding.MERGE_HINT)
+    parameter_dict.pop(_sharding.LAYOUT_NAME, None)
+    if own is not None:  # this run's own layout, so that loading leaves it as it is
+        own_layout = _sharding.layout_parameter(own)
+        parameter_dict[own_layout.name] = own_layout
+    params = {param.name: param for param in net.get_parameters()}
+    missing, mismatched, sliced, unrecorded = [], [], [], []
+    if not strict:
+        mismatched += _round_masters(masters, params, parameter_dict, _mixed.round_to)
+    for param in params.values():
         saved = parameter_dict.get(param.name)
         if saved is None:
             # A master is never optional beside its parameter: the 16-bit value alone cannot restore it.
@@ -67,23 +112,50 @@ def load_param_into_net_checked(net, parameter_dict, strict=True):
         elif param.name in layout and tuple(saved.shape) == layout[param.name][0] and saved.dtype == param.dtype:
             piece = _sharding.slice_of(saved.asnumpy(), *layout[param.name][1:])
             parameter_dict[param.name] = ms.Parameter(ms.Tensor(piece), name=param.name)
+        elif param.name in layout and recorded is None and tuple(saved.shape) == tuple(param.shape):
+            unrecorded.append(param.name)
         elif tuple(saved.shape) != tuple(param.shape) and _sharding.looks_sliced(param.name, saved, parameter_dict):
             sliced.append(param.name)
         elif tuple(saved.shape) != tuple(param.shape) or saved.dtype != param.dtype:
             mismatched.append(f"'{param.name}' is {tuple(saved.shape)} {saved.dtype} in the checkpoint but "
                               f"{tuple(param.shape)} {param.dtype} in the network")
+    if unrecorded:
+        raise ValueError(f"{source} holds slices {unrecorded} but records no shard layout "
+                         f"('{_sharding.LAYOUT_NAME}'), so which rank saved them is unknown; nothing was loaded. "
+                         "Load a whole checkpoint (merged from files that record their layouts, or saved "
+                         "without shard_state) instead.")
     if sliced:
-        raise ValueError(f"The checkpoint does not fit the network; nothing was loaded. {sliced} are slices "
-                         f"of a different layout than this network's. " + _sharding.MERGE_HINT)
+        whose = f" (the file holds {recorded.described()}; this run is not sharded)" if recorded and not own else ""
+        raise ValueError(f"{source} does not fit the network; nothing was loaded. {sliced} are slices of a "
+                         f"different layout than this network's{whose}. " + _sharding.MERGE_HINT)
     if missing or mismatched:
         problems = ([f"missing from the checkpoint: {missing}"] if missing else []) + mismatched
         if any(name in masters for name in missing):
             problems.append("the float32 master weights of a 16-bit parameter cannot be rebuilt from the 16-bit "
                             "parameter; to start from a float32 checkpoint use load_float32_checkpoint")
-        raise ValueError("The checkpoint does not fit the network; nothing was loaded. " + "; ".join(problems) +
+        raise ValueError(f"{source} does not fit the network; nothing was loaded. " + "; ".join(problems) +
                          ". Load a checkpoint saved from the same network and optimizer (pass strict=False to "
                          "keep parameters the checkpoint lacks).")
     return ms.load_param_into_net(net, parameter_dict, strict_load=True)
+
+
+def _round_masters(masters, params, parameter_dict, round_to):
+    """With strict=False: each 16-bit parameter the checkpoint lacks beside its master gets the master
+    rounded (added to ``parameter_dict``). Returns the problems: a master that is a slice."""
+    import mindspore as ms
+
+    problems = []
+    for master, name in masters.items():
+        saved = parameter_dict.get(master)
+        if name in parameter_dict or saved is None or saved.dtype != ms.float32:
+            continue  # nothing to rebuild, or a master of another dtype (reported as such)
+        param = params[name]
+        if tuple(saved.shape) == tuple(param.shape):
+            parameter_dict[name] = ms.Parameter(round_to(saved.asnumpy(), param.dtype), name=name)
+        elif len(saved.shape) == 1 and int(saved.shape[0]) < param.size:
+            problems.append(f"'{name}' is missing beside its master '{master}', which holds only one rank's slice "
+                            f"of it: load a checkpoint that holds '{name}' too, or a merged one")
+    return problems
 
 
 def load_float32_checkpoint(net, parameter_dict, strict=True):
@@ -97,7 +169,8 @@ def load_float32_checkpoint(net, parameter_dict, strict=True):
 
     Args:
         net (Cell): the network and its AdamOffload, e.g. a ``TrainOneStepCell``.
-        parameter_dict (Union[dict, str]): what ``mindspore.load_checkpoint`` returns, or a checkpoint path.
+        parameter_dict (Union[dict, str]): what ``mindspore.load_checkpoint`` returns, or a checkpoint path
+            (``.ckpt`` or ``.safetensors``).
         strict (bool): as :func:`load_param_into_net_checked`.
 
     Returns:
@@ -112,7 +185,7 @@ def load_float32_checkpoint(net, parameter_dict, strict=True):
     from mindspore_offload import _mixed
 
     if isinstance(parameter_dict, (str, os.PathLike)):
-        parameter_dict = ms.load_checkpoint(os.fspath(parameter_dict))
+        parameter_dict = _read(parameter_dict)
     converted = dict(parameter_dict)
     params = {param.name: param for param in net.get_parameters()}
     for master, name in _masters(net).items():
@@ -125,47 +198,119 @@ def load_float32_checkpoint(net, parameter_dict, strict=True):
     return load_param_into_net_checked(net, converted, strict=strict)
 
 
-def merge_sharded_checkpoints(checkpoints, out=None):
-    """Joins the per-rank checkpoints of a sharded ``AdamOffload`` run into one whole checkpoint.
+def merge_sharded_checkpoints(checkpoints, out=None, format=None):  # noqa: A002 (MindSpore's name)
+    """Joins the per-rank checkpoints of a sharded ``AdamOffload`` save into one whole checkpoint.
 
     Args:
-        checkpoints (list[Union[str, dict]]): every rank's checkpoint of the same save (paths, or what
-            ``mindspore.load_checkpoint`` returns), in rank order: rank 0 first.
-        out (str): where to write the merged checkpoint (with ``mindspore_offload.save_checkpoint``, so a
-            crash leaves an existing file whole); nothing is written when None. Default: ``None``.
+        checkpoints (list[Union[str, dict]]): every rank's checkpoint of one save (paths, or what
+            ``mindspore.load_checkpoint`` returns), in any order: each records its rank.
+        out (str): where to write the merged checkpoint, exactly this name, which must end in ``.ckpt``
+            or ``.safetensors`` (MindSpore loads a file only in the format its name ends with). It is
+            written with ``mindspore_offload.save_checkpoint``, so a crash leaves an existing file whole.
+            Nothing is written when None. Default: ``None``.
+        format (str): ``"ckpt"`` or ``"safetensors"``; it must agree with ``out``'s name. Default: the
+            format ``out``'s name ends with.
 
     Returns:
         dict, {name: numpy.ndarray}: every moment and master whole (the parameter's shape), the rest from
-        rank 0.
+        rank 0, without the layout entry: a whole checkpoint, as an unsharded run saves it.
 
     Raises:
-        ValueError: the files are not all the ranks' files of one sharded save.
+        ValueError: ``out`` does not end in its format; a file cannot be read or records no layout; two
+            files hold one rank, a rank is missing, or the files disagree on the rank count or threshold;
+            the files are not of one save (their step, beta powers, or anything every rank holds whole
+            differ). The message names the file; nothing is written.
+        OSError: ``out`` could not be written (the file there, if any, is as it was).
     """
-    import mindspore as ms
-
     from mindspore_offload import _sharding
 
+    target, fmt = (None, None) if out is None else _output(out, format)
     if not checkpoints:
-        raise ValueError("For 'merge_sharded_checkpoints', pass every rank's checkpoint, rank 0 first; got none.")
-    states = []
-    for item in checkpoints:
-        state = ms.load_checkpoint(os.fspath(item)) if isinstance(item, (str, os.PathLike)) else item
-        states.append({name: value.asnumpy() if hasattr(value, "asnumpy") else value for name, value in state.items()})
-    merged = _sharding.merge(states)
-    if out is not None:  # crash-safe: an existing merged file is replaced whole or left as it was
+        raise ValueError("For 'merge_sharded_checkpoints', pass every rank's checkpoint of one save; got none.")
+    names, states = [], []
+    for index, item in enumerate(checkpoints):
+        if isinstance(item, (str, os.PathLike)):
+            names.append(os.fspath(item))
+            try:
+                item = _read(item)
+            except Exception as error:  # noqa: BLE001  (MindSpore raises several kinds; each names the file)
+                detail = " ".join(str(error).split())
+                raise ValueError(f"'{names[-1]}' could not be read as a {_format_of(names[-1])} checkpoint: "
+                                 f"{detail}") from error
+        else:
+            names.append(f"checkpoints[{index}]")
+        states.append({name: value.asnumpy() if hasattr(value, "asnumpy") else value for name, value in item.items()})
+    merged = _sharding.merge(_sharding.in_rank_order(states, names))
+    if target is not None:  # crash-safe: an existing merged file is replaced whole or left as it was
+        import mindspore as ms
+
         from mindspore_offload.safe_save import save_checkpoint
 
-        save_checkpoint([{"name": name, "data": ms.Tensor(value)} for name, value in merged.items()], os.fspath(out))
+        save_checkpoint([{"name": name, "data": ms.Tensor(value)} for name, value in merged.items()], target,
+                        format=fmt)
     return merged
 
 
+def _output(out, fmt):
+    """(path, format) for the merged file, or ValueError when MindSpore could not load it under that name."""
+    path = os.fspath(out)
+    if fmt is None:
+        fmt = next((f for f in _FORMATS if path.endswith("." + f)), None)
+        if fmt is None:
+            raise ValueError(f"The output '{path}' must end in '.ckpt' or '.safetensors' (the format it is written "
+                             "in): MindSpore loads a checkpoint only under a name that ends in its format.")
+    if fmt not in _FORMATS:
+        raise ValueError(f"The format must be 'ckpt' or 'safetensors', but got {fmt!r}.")
+    if not path.endswith("." + fmt):
+        raise ValueError(f"The output '{path}' must end in '.{fmt}' to be written in the '{fmt}' format: MindSpore "
+                         "loads a checkpoint only under a name that ends in its format.")
+    return path, fmt
+
+
+_PROG = "python -m mindspore_offload.checkpoint"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line on stderr and exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (usage: {_PROG} merge [--format FORMAT] OUT IN [IN ...]; "
+                     "see --help)\n")
+
+
+def _parser():
+    parser = _Parser(prog=_PROG, usage=f"{_PROG} merge [-h] [--format {{ckpt,safetensors}}] OUT IN [IN ...]",
+                     description="Checkpoint tools of mindspore-offload. merge: see merge --help.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    merge = commands.add_parser(
+        "merge", prog=f"{_PROG} merge",
+        help="join the rank files of one shard_state=True save into one whole checkpoint",
+        description="Joins every rank's checkpoint of one save of a shard_state=True run into one whole "
+                    "checkpoint, which unsharded runs, nn.AdamOffload and sharded runs with any number of ranks "
+                    "load. Each file records its rank, so they may be given in any order; files that are not "
+                    "every rank's file of one save are refused and nothing is written.")
+    merge.add_argument("out", metavar="OUT", help="the merged checkpoint to write, exactly this name, ending in "
+                                                  ".ckpt or .safetensors (the format it is written in)")
+    merge.add_argument("inputs", metavar="IN", nargs="+", help="every rank's checkpoint of the save (.ckpt or "
+                                                               ".safetensors), in any order")
+    merge.add_argument("--format", choices=_FORMATS, help="the output's format; it must agree with OUT's "
+                                                          "extension (default: the extension's)")
+    return parser
+
+
 def _main(argv):
-    usage = "usage: python -m mindspore_offload.checkpoint merge MERGED.ckpt RANK0.ckpt RANK1.ckpt ..."
-    if len(argv) < 3 or argv[0] != "merge":
-        print(usage, file=sys.stderr)
+    """The command line; returns the exit status (2 on any error, reported as one line on stderr)."""
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as done:  # --help (0) or a usage error (2, already reported)
+        return done.code
+    try:
+        merge_sharded_checkpoints(args.inputs, out=args.out, format=args.format)
+    except (ValueError, OSError) as error:
+        message = " ".join(str(error).split())
+        print(f"{_PROG} merge: error: {message}", file=sys.stderr)
         return 2
-    merge_sharded_checkpoints(argv[2:], out=argv[1])
-    print(f"merged {len(argv) - 2} rank checkpoints into {argv[1]}")
+    print(f"merged {len(args.inputs)} rank checkpoints into {args.out}")
     return 0
 
 

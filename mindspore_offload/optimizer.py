@@ -340,6 +340,8 @@ class AdamOffload(Optimizer):
         # shard: a _sharding.Layout when this rank keeps only slices of the large moments, else None.
         self.shard = _sharding.layout(shard_state, name)
         self.moment1, self.moment2 = _sharding.moments(self._parameters, self.shard)
+        if self.shard is not None:  # saved as "shard_layout", so a checkpoint says whose slices it holds
+            self.shard_layout = _sharding.layout_parameter(self.shard)
 
         self.apply_on_host = _parameters_in_host_memory()
         self.has_master = any(_mixed.is_sixteen_bit(param) for param in self._parameters)

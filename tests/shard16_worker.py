@@ -251,6 +251,7 @@ def two_ranks(run, ranks):
     run.resume("net_shard_to_same", "net", run.path(f"net_shard_rank{run.rank}.ckpt"), sharded=True)
     run.resume("net_float32_to_shard", "net", run.path("float32.ckpt"), sharded=True, loader=load_float32_checkpoint)
     run.refusal("net_slices_into_plain", "net", run.path(f"net_shard_rank{run.rank}.ckpt"), sharded=False)
+    run.refusal("net_other_rank", "net", run.path(f"net_shard_rank{1 - run.rank}.ckpt"), sharded=True)
     # As on a device backend: the op returns the new 16-bit value (the slice: cut, gathered and assigned
     # in the graph). The CPU backend can do that for float16 only.
     os.environ["MINDSPORE_OFFLOAD_HOST_APPLY"] = "0"

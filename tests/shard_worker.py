@@ -4,8 +4,9 @@ Usage: msrun --worker_num=N ... tests/shard_worker.py OUT SHARD_MIN_SIZE [FROM]
 
 Every case trains the same odd-sized net (same start on every rank, rank-dependent data, gradients
 averaged by DATA_PARALLEL) and writes every parameter of its train cell to OUT/<case>_rank<r>.npz.
-With two ranks (no FROM) it also saves checkpoints half-way and resumes from them across layouts; with
-FROM (the two-rank run's OUT) it resumes the two-rank checkpoints on this run's ranks.
+With two ranks (no FROM) it also saves checkpoints half-way, resumes from them across layouts and records
+what loading another rank's file does; with FROM (the two-rank run's OUT) it resumes the two-rank
+checkpoints on this run's ranks.
 """
 import os
 import sys
@@ -107,8 +108,15 @@ class Run:
         train(cell, self.rank, HALF, HALF)
         self.save(case, state(cell))
 
-    def refusal(self, case, checkpoint, sharded):
-        self.save_refusal(case, make_cell(sharded, False), checkpoint, state)
+    def refusal(self, case, checkpoint, sharded, min_size=None):
+        """save_refusal on a fresh cell; with ``min_size``, one built under that sharding threshold."""
+        previous = os.environ["MINDSPORE_OFFLOAD_SHARD_MIN_SIZE"]
+        os.environ["MINDSPORE_OFFLOAD_SHARD_MIN_SIZE"] = str(min_size or previous)
+        try:
+            cell = make_cell(sharded, False)
+        finally:
+            os.environ["MINDSPORE_OFFLOAD_SHARD_MIN_SIZE"] = previous
+        self.save_refusal(case, cell, checkpoint, state)
 
     def save_refusal(self, case, cell, checkpoint, state_of):
         """Loads `checkpoint` into `cell` and saves the error message (or "loaded") and whether every
@@ -137,6 +145,10 @@ def two_ranks(run, ranks):
     run.resume("plain_to_shard", run.path(f"plain_rank{run.rank}.ckpt"), sharded=True, nesterov=False)
     run.resume("shard_to_same", run.path(f"shard_rank{run.rank}.ckpt"), sharded=True, nesterov=False)
     run.refusal("slices_into_plain", run.path(f"shard_rank{run.rank}.ckpt"), sharded=False)
+    # Each file records its layout: the other rank's file, or its own under another threshold (where a
+    # whole moment in the file would otherwise be cut as if it were merged), is refused.
+    run.refusal("other_rank", run.path(f"shard_rank{1 - run.rank}.ckpt"), sharded=True)
+    run.refusal("other_threshold", run.path(f"shard_rank{run.rank}.ckpt"), sharded=True, min_size=2)
     if hasattr(nn, "AdamOffload"):
         run.resume("shard_to_mindspore", run.path("merged.ckpt"), sharded=False, nesterov=False,
                    optimizer_class=nn.AdamOffload)

@@ -10,7 +10,8 @@ import mindspore.dataset as ds  # noqa: E402
 from mindspore import Tensor, nn  # noqa: E402
 from mindspore.train.callback import CheckpointConfig, ModelCheckpoint  # noqa: E402
 
-from mindspore_offload import AdamOffload, LatestCheckpoint, find_resume_checkpoint, save_checkpoint  # noqa: E402
+from mindspore_offload import (AdamOffload, LatestCheckpoint, find_resume_checkpoint,  # noqa: E402
+                               load_float32_checkpoint, load_param_into_net_checked, save_checkpoint)
 from mindspore_offload.latest import latest_checkpoint_path  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("graph_mode")
@@ -99,3 +100,47 @@ def test_errors(tmp_path, kwargs, error, message):
 def test_rank_out_of_range_is_refused():
     with pytest.raises(ValueError, match=r"'rank' must be in \[0, 2\), but got 2"):
         latest_checkpoint_path(".", "CKP", 2, 2)
+
+
+class _Train(nn.Cell):
+    """A Dense(6, 3) and its AdamOffload under one cell, in ``dtype``; checkpoint names "weight",
+    "moment1.weight", ... (and "master.weight" for 16 bits)."""
+
+    def __init__(self, dtype=ms.float32, seed=0):
+        super().__init__(auto_prefix=False)
+        self.net = nn.Dense(6, 3)
+        rng = np.random.default_rng(seed)
+        for p in self.net.trainable_params():
+            p.set_dtype(dtype)
+            p.set_data(Tensor(rng.standard_normal(p.shape).astype(np.float32)).astype(dtype))
+        self.opt = AdamOffload(self.net.trainable_params(), learning_rate=0.01)
+
+    def step(self, seed):
+        rng = np.random.default_rng(seed)
+        self.opt(tuple(Tensor(rng.standard_normal(p.shape).astype(np.float32)).astype(p.dtype)
+                       for p in self.net.trainable_params()))
+
+
+def test_every_path_found_loads_through_the_checked_loaders(tmp_path):
+    """find_resume_checkpoint(format="safetensors") returns .safetensors paths: both loaders read them in
+    the format their name ends with."""
+    source = _Train()
+    for step in range(3):
+        source.step(step)
+    for rank in range(2):
+        save_checkpoint(source, latest_checkpoint_path(tmp_path, "CKP", rank, 2, format="safetensors"),
+                        format="safetensors")
+    step, paths = find_resume_checkpoint(str(tmp_path), "CKP", group_size=2, format="safetensors")
+    assert step == 3 and all(path.endswith("of2.safetensors") for path in paths)
+    want = {p.name: p.asnumpy() for p in source.get_parameters()}
+    for path in paths:
+        target = _Train(seed=1)
+        assert load_param_into_net_checked(target, path) == ([], [])
+        for p in target.get_parameters():
+            assert p.asnumpy().tobytes() == want[p.name].tobytes(), p.name
+        half = _Train(ms.float16, seed=1)
+        assert load_float32_checkpoint(half, path) == ([], [])
+        params = {p.name: p.asnumpy() for p in half.get_parameters()}
+        for name in ("weight", "bias"):
+            assert params["master." + name].tobytes() == want[name].tobytes(), name
+            assert params[name].tobytes() == want[name].astype(np.float16).tobytes(), name

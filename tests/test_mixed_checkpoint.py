@@ -87,3 +87,27 @@ def test_a_float32_checkpoint_loads_into_a_16_bit_net_and_training_continues(tmp
             name = p16.name if p16.dtype == ms.float32 else "master." + p16.name
             got = next(p for p in half.get_parameters() if p.name == name)
             np.testing.assert_array_equal(bits(got), bits(p32), err_msg=name)
+
+
+def test_a_master_without_its_parameter_sets_the_parameter_to_it_rounded(tmp_path):
+    """strict=False, the checkpoint holds master.w16 but not w16: the loaded master wins and w16 becomes it
+    rounded to nearest even, so the pair is consistent and training goes on as from the saved state."""
+    steps = gradient_sequence()
+    source = Train(False)
+    source.run(steps[:3])
+    sixteen = [p.name for p in source.net.params if p.dtype != ms.float32]
+    ms.save_checkpoint(source, str(tmp_path / "step3.ckpt"))
+    saved = {name: value for name, value in ms.load_checkpoint(str(tmp_path / "step3.ckpt")).items()
+             if name not in sixteen}
+    target = Train(False)  # its 16-bit values are the unstepped ones
+    load_param_into_net_checked(target, saved, strict=False)
+    got, want = state(target), state(source)
+    for name in sixteen:
+        master = want["master." + name].view(np.float32)
+        np.testing.assert_array_equal(got["master." + name], want["master." + name], err_msg=name)
+        np.testing.assert_array_equal(got[name], rne(master, LAYOUT[name][0]), err_msg=name)
+    source.run(steps[3:6])
+    target.run(steps[3:6])
+    got, want = state(target), state(source)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)

@@ -59,8 +59,11 @@ def _whole(out, case, ranks):
     """The run's state as an unsharded rank holds it, after checking the ranks agree on all the rest
     (the averaged gradients included)."""
     values = [_load(out, case, rank) for rank in range(ranks)]
+    for rank, value in enumerate(values):
+        if _sharding.LAYOUT_NAME in value:
+            assert value[_sharding.LAYOUT_NAME].tolist() == [rank, ranks, worker.SHARD_MIN_SIZE], (case, rank)
     for name, value in values[0].items():
-        if not name.startswith(("moment", "master")):
+        if not name.startswith(("moment", "master")) and name != _sharding.LAYOUT_NAME:
             for rank, other in enumerate(values[1:], 1):
                 assert other[name].tobytes() == value.tobytes(), f"{case}: rank {rank} differs on '{name}'"
     states = [_split(v)[0] for v in values]
@@ -221,7 +224,8 @@ def test_the_merged_checkpoint_is_the_unsharded_one_masters_included(two):
 @pytest.mark.parametrize("net", ["net", "fed"])
 def test_the_merge_command_joins_master_slices_into_the_unsharded_checkpoint(two, net, tmp_path, capsys):
     merged = tmp_path / "merged.ckpt"
-    assert mso_checkpoint._main(["merge", str(merged)] + [str(two / f"{net}_shard_rank{r}.ckpt") for r in range(2)]) == 0
+    ranks = [str(two / f"{net}_shard_rank{r}.ckpt") for r in (1, 0)]  # any order: each file records its rank
+    assert mso_checkpoint._main(["merge", str(merged)] + ranks) == 0
     got, plain = ms.load_checkpoint(str(merged)), ms.load_checkpoint(str(two / f"{net}_plain_rank0.ckpt"))
     assert got.keys() == plain.keys() and sum(name.startswith("master.") for name in plain) >= 5
     for name in plain:
@@ -236,6 +240,17 @@ def test_a_slice_checkpoint_loaded_unsharded_is_refused_naming_the_fix(two):
         message = str(state["message"])
         assert "nothing was loaded" in message and "python -m mindspore_offload.checkpoint merge" in message
         assert "'master.net.fc2.weight'" in message and "'master.net.scale'" not in message
+        assert bool(state["unchanged"])
+
+
+@pytest.mark.slow
+def test_another_ranks_file_is_refused_naming_both_layouts(two):
+    for rank in range(2):
+        state = _load(two, "net_other_rank", rank)
+        message = str(state["message"])
+        assert (f"holds the optimizer state of rank {1 - rank} of 2 (threshold 4 elements), but this run is rank "
+                f"{rank} of 2 (threshold 4 elements); nothing was loaded") in message, message
+        assert "python -m mindspore_offload.checkpoint merge" in message
         assert bool(state["unchanged"])
 
 
