@@ -184,7 +184,14 @@ class AdamOffload(Optimizer):
 
         The state has the names `nn.AdamOffload` gives it (`moment1.<parameter name>`,
         `moment2.<parameter name>`, `beta1_power`, `beta2_power`, plus `global_step` and `learning_rate`
-        from `nn.Optimizer`), so a checkpoint written by either optimizer loads into the other.
+        from `nn.Optimizer`), so a checkpoint written by either optimizer loads into the other. Two kinds
+        of state go beyond it: the masters of 16-bit parameters, and, with `shard_state` over several
+        ranks, `shard_layout` (this rank, the rank count and the slicing threshold, which the checkpoint
+        loader and the merge command read).
+
+        A parameter written after construction (a checkpoint or pretrained weights loaded, `set_data`,
+        an `ops.assign`) is where the next step starts, for 16-bit parameters too: their masters restart
+        from the written value.
 
     Args:
         params (Union[list[Parameter], list[dict]]): The parameters to train. Either a list of `Parameter`,

@@ -167,6 +167,29 @@ def train(cell, net, rank, first_step, steps, record):
             record[f"grad{step}:{param.name}"] = raw(grad)
 
 
+def written_value(name, shape, dtype):
+    """What a user writes into parameter ``name`` after HALF steps (pretrained weights, say): the same on
+    every rank, representable in ``dtype`` (a MindSpore dtype), as float32 NumPy values."""
+    rng = np.random.default_rng(sum(name.encode()))
+    value = (0.4 * rng.standard_normal(shape)).astype(np.float32)
+    if dtype == ms.float16:
+        return value.astype(np.float16).astype(np.float32)
+    if dtype == ms.bfloat16:
+        return (value.view(np.uint32) & 0xFFFF0000).view(np.float32)
+    return value
+
+
+def overwrite(params, float32_everywhere=False):
+    """set_data on every parameter with written_value; ``float32_everywhere``: float32 parameters standing
+    in for 16-bit ones get the same values widened (the test's float32 replay)."""
+    for param in params:
+        dtype = param.dtype
+        if float32_everywhere:
+            dtype = DTYPES[FED[param.name][0]] if param.name in FED else ms.float16
+        value = Tensor(written_value(param.name, param.shape, dtype))
+        param.set_data(value if param.dtype == ms.float32 else value.astype(param.dtype))
+
+
 def state(cell):
     return {param.name: raw(param) for param in cell.get_parameters()}
 
@@ -184,6 +207,16 @@ class Run16(Run):
         train(cell, net, self.rank, 0, HALF, record)
         ms.save_checkpoint(cell, self.path(f"{case}_rank{self.rank}.ckpt"))
         open(self.path(f"{case}_rank{self.rank}.done"), "w").close()
+        train(cell, net, self.rank, HALF, STEPS - HALF, record)
+        self.save(case, {**state(cell), **record})
+
+    def written_run(self, case, net, sharded):
+        """HALF steps, then every parameter written with set_data (as a user loading weights would), then
+        the rest: the next steps must continue from the written values, sharded or not."""
+        cell = make_cell(net, sharded, False)
+        record = {}
+        train(cell, net, self.rank, 0, HALF, record)
+        overwrite(cell.optimizer._parameters)
         train(cell, net, self.rank, HALF, STEPS - HALF, record)
         self.save(case, {**state(cell), **record})
 
@@ -254,9 +287,13 @@ def two_ranks(run, ranks):
     run.refusal("net_other_rank", "net", run.path(f"net_shard_rank{1 - run.rank}.ckpt"), sharded=True)
     # As on a device backend: the op returns the new 16-bit value (the slice: cut, gathered and assigned
     # in the graph). The CPU backend can do that for float16 only.
+    run.written_run("fed_written_plain", "fed", sharded=False)
+    run.written_run("fed_written_shard", "fed", sharded=True)
     os.environ["MINDSPORE_OFFLOAD_HOST_APPLY"] = "0"
     run.whole_run("device_net_plain", "net", sharded=False, nesterov=False)
     run.whole_run("device_net_shard", "net", sharded=True, nesterov=False)
+    run.written_run("device_net_written_plain", "net", sharded=False)
+    run.written_run("device_net_written_shard", "net", sharded=True)
     del os.environ["MINDSPORE_OFFLOAD_HOST_APPLY"]
     ms.set_context(mode=ms.PYNATIVE_MODE)
     for net in ("net", "fed"):

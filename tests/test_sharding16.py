@@ -135,9 +135,10 @@ def _as_tensor(bits, dtype):
     return Tensor(bits.view(np.float16 if dtype == ms.float16 else bfloat16))
 
 
-def _replay(net, grads, nesterov, float32_everywhere=False):
+def _replay(net, grads, nesterov, float32_everywhere=False, write_at=None):
     """The worker's optimizer on the worker's starting values, stand-alone, fed the averaged gradients
-    (widened to float32 on float32 parameters with ``float32_everywhere``). Returns its state."""
+    (widened to float32 on float32 parameters with ``float32_everywhere``); with ``write_at``, every
+    parameter is written before that step as worker.overwrite writes it. Returns its state."""
     source = worker.Loss(worker.Net16()) if net == "net" else worker.Holder()
     params = []
     for p in source.trainable_params():
@@ -145,6 +146,8 @@ def _replay(net, grads, nesterov, float32_everywhere=False):
         params.append(Parameter(Tensor(value.astype(np.float32) if float32_everywhere else value), name=p.name))
     optimizer = worker.optimizer_for(params, [p for p in params if p.name in FIRST_GROUP], net, False, nesterov)
     for step in sorted(grads):
+        if step == write_at:
+            worker.overwrite(params, float32_everywhere)
         optimizer(tuple(_as_tensor(grads[step][p.name], ms.float32 if float32_everywhere else source_dtype)
                         for p, source_dtype in zip(params, [q.dtype for q in source.trainable_params()])))
     return {p.name: worker.raw(p) for p in list(params) + list(optimizer.get_parameters())}
@@ -286,3 +289,27 @@ def test_stand_alone_shard_state_with_16_bit_parameters_changes_nothing():
     optimizer = AdamOffload(params, shard_state=True)
     assert optimizer.shard is None
     assert [m.shape for m in optimizer.masters] == [p.shape for p in params]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["fed_written", "device_net_written"])
+def test_a_write_after_construction_is_kept_sharded_or_not(two, case, monkeypatch, tmp_path):
+    """Every parameter written with set_data after HALF steps, on every rank: sharded equals unsharded, and
+    the unsharded run equals one process that makes the same write; the fed run's masters equal float32
+    parameters written with the same values widened (the master restarts from the written value; before,
+    it threw the write away)."""
+    plain, grads = _whole(two, f"{case}_plain", 2)
+    shard, _ = _whole(two, f"{case}_shard", 2)
+    _assert_same_bits(plain, shard, case)
+    if case != "fed_written":
+        return
+    monkeypatch.chdir(tmp_path)
+    ms.set_context(mode=ms.GRAPH_MODE)
+    replayed = _replay("fed", grads, False, write_at=worker.HALF)
+    for name, value in replayed.items():
+        assert plain[name].tobytes() == value.tobytes(), f"'{name}' differs from the replay"
+    float32 = _replay("fed", {s: {k: _widened(g, _sizes("fed")[k][0]) for k, g in step.items()}
+                              for s, step in grads.items()}, False, float32_everywhere=True, write_at=worker.HALF)
+    for name, (dtype, _) in _sizes("fed").items():
+        if dtype != ms.float32:
+            assert plain["master." + name].tobytes() == float32[name].tobytes(), f"master.{name}"
