@@ -316,9 +316,9 @@ def in_rank_order(states, names):
     layouts = [_sharding.recorded_layout(state, f"'{name}'") for state, name in zip(states, names)]
     for name, layout in zip(names, layouts):
         if layout is None:
-            raise ValueError(f"'{name}' records no shard layout ('{_sharding.LAYOUT_NAME}'): it is not one rank's checkpoint "
-                             "of a shard_state=True run (a whole checkpoint needs no merge), or it was saved before "
-                             "the layout was recorded.")
+            raise ValueError(f"'{name}' records no shard layout ('{_sharding.LAYOUT_NAME}'): it is not one rank's "
+                             "checkpoint of a shard_state=True run (a whole checkpoint needs no merge), or it was "
+                             "saved before the layout was recorded.")
     for name, layout in zip(names[1:], layouts[1:]):
         if layout[1:] != layouts[0][1:]:
             raise ValueError(f"'{name}' holds {layout.described()}, but '{names[0]}' holds "
@@ -384,9 +384,9 @@ def merge_states(states, names=None):
             if piece is None or piece.ndim != 1 or piece.size != _sharding.slice_length(size, ranks):
                 got = "missing" if piece is None else f"of shape {piece.shape}"
                 where = f"'{names[rank]}'" if names else f"rank {rank}'s checkpoint"
+                k = _sharding.slice_length(size, ranks)
                 raise ValueError(f"'{name}' in {where} is {got}, but a slice of the parameter '{base}' {shape} "
-                                 f"over {ranks} ranks has {_sharding.slice_length(size, ranks)} elements ({ranks} checkpoints "
-                                 "were passed).")
+                                 f"over {ranks} ranks has {k} elements ({ranks} checkpoints were passed).")
             pieces.append(piece)
         out[name] = np.concatenate(pieces)[:size].reshape(shape)
     return out

@@ -181,12 +181,6 @@ def adam_delta(m, v, grad, *, lr, beta1, beta2, eps, beta1_power, beta2_power, u
     arrays = {"m": m, "v": v, "grad": grad}
     if out is not None:
         arrays["out"] = out
-    if param is not None:
-        if _sixteen_bit_kind(fn, "param", param) != half:
-            raise TypeError(f"For '{fn}', the 'param' must have the gradient's dtype {grad.dtype}, but got "
-                            f"{param.dtype}.")
-        if param is not out:
-            arrays["param"] = param
     hyper = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, beta1_power=beta1_power, beta2_power=beta2_power)
     values = _check_step("adam_delta", arrays, hyper, use_nesterov, use_locking)
     if out is None:
