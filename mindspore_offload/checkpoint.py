@@ -19,6 +19,10 @@ import argparse
 import os
 import sys
 
+import numpy as np
+
+from mindspore_offload import _sharding
+
 __all__ = ["load_param_into_net_checked", "load_float32_checkpoint", "merge_sharded_checkpoints"]
 
 _FORMATS = ("ckpt", "safetensors")
@@ -35,16 +39,32 @@ def _read(path):
     return ms.load_checkpoint(os.fspath(path), format=_format_of(path))
 
 
-def _masters(net):
+def _optimizers(net):
+    from mindspore_offload.optimizer import AdamOffload
+
+    return [cell for _, cell in net.cells_and_names() if isinstance(cell, AdamOffload)]
+
+
+def _master_names(net):
     """{master name: its 16-bit parameter's name} for every AdamOffload inside ``net`` (found by object,
     so a cell that prefixes names still gets its masters recognised)."""
     pairs = {}
-    for _, cell in net.cells_and_names():
-        if getattr(cell, "has_master", False):
-            for param, master, sixteen in zip(cell._parameters, cell.masters, cell.sixteen_bit):
-                if sixteen:
-                    pairs[master.name] = param.name
+    for optimizer in _optimizers(net):
+        pairs.update(optimizer.master_names())
     return pairs
+
+
+def _sliced_state(net):
+    """{moment or master name: (whole shape, rank, ranks)} for every sliced one in ``net``'s optimizers."""
+    sliced = {}
+    for optimizer in _optimizers(net):
+        sliced.update(optimizer.sliced_state())
+    return sliced
+
+
+def _layout_in(net):
+    """The layout of the sharded AdamOffload in ``net`` (every one in a process has the same), or None."""
+    return next((opt.shard for opt in _optimizers(net) if opt.shard is not None), None)
 
 
 def load_param_into_net_checked(net, parameter_dict, strict=True):
@@ -80,21 +100,21 @@ def load_param_into_net_checked(net, parameter_dict, strict=True):
     """
     import mindspore as ms
 
-    from mindspore_offload import _mixed, _sharding
+    from mindspore_offload import _masters
 
     source = "The checkpoint"
     if isinstance(parameter_dict, (str, os.PathLike)):
         source = f"The checkpoint '{os.fspath(parameter_dict)}'"
         parameter_dict = _read(parameter_dict)
-    masters = _masters(net)
+    masters = _master_names(net)
     parameter_dict = dict(parameter_dict)  # slices replace whole moments below; the caller's dict stays
-    layout = _sharding.sliced_moments(net)
-    own = _sharding.layout_in(net)
+    layout = _sliced_state(net)
+    own = _layout_in(net)
     recorded = _sharding.recorded_layout(parameter_dict, source)
     if own is not None and recorded is not None and recorded != own:
         raise ValueError(f"{source} holds the optimizer state of {recorded.described()}, but this run is "
                          f"{own.described()}; nothing was loaded. Load this rank's own file of that save. "
-                         + _sharding.MERGE_HINT)
+                         + MERGE_HINT)
     parameter_dict.pop(_sharding.LAYOUT_NAME, None)
     if own is not None:  # this run's own layout, so that loading leaves it as it is
         own_layout = _sharding.layout_parameter(own)
@@ -102,7 +122,7 @@ def load_param_into_net_checked(net, parameter_dict, strict=True):
     params = {param.name: param for param in net.get_parameters()}
     missing, mismatched, sliced, unrecorded = [], [], [], []
     if not strict:
-        mismatched += _round_masters(masters, params, parameter_dict, _mixed.round_to)
+        mismatched += _round_masters(masters, params, parameter_dict, _masters.round_to)
     for param in params.values():
         saved = parameter_dict.get(param.name)
         if saved is None:
@@ -114,7 +134,7 @@ def load_param_into_net_checked(net, parameter_dict, strict=True):
             parameter_dict[param.name] = ms.Parameter(ms.Tensor(piece), name=param.name)
         elif param.name in layout and recorded is None and tuple(saved.shape) == tuple(param.shape):
             unrecorded.append(param.name)
-        elif tuple(saved.shape) != tuple(param.shape) and _sharding.looks_sliced(param.name, saved, parameter_dict):
+        elif tuple(saved.shape) != tuple(param.shape) and looks_sliced(param.name, saved, parameter_dict):
             sliced.append(param.name)
         elif tuple(saved.shape) != tuple(param.shape) or saved.dtype != param.dtype:
             mismatched.append(f"'{param.name}' is {tuple(saved.shape)} {saved.dtype} in the checkpoint but "
@@ -127,7 +147,7 @@ def load_param_into_net_checked(net, parameter_dict, strict=True):
     if sliced:
         whose = f" (the file holds {recorded.described()}; this run is not sharded)" if recorded and not own else ""
         raise ValueError(f"{source} does not fit the network; nothing was loaded. {sliced} are slices of a "
-                         f"different layout than this network's{whose}. " + _sharding.MERGE_HINT)
+                         f"different layout than this network's{whose}. " + MERGE_HINT)
     if missing or mismatched:
         problems = ([f"missing from the checkpoint: {missing}"] if missing else []) + mismatched
         if any(name in masters for name in missing):
@@ -182,19 +202,19 @@ def load_float32_checkpoint(net, parameter_dict, strict=True):
     """
     import mindspore as ms
 
-    from mindspore_offload import _mixed
+    from mindspore_offload import _masters
 
     if isinstance(parameter_dict, (str, os.PathLike)):
         parameter_dict = _read(parameter_dict)
     converted = dict(parameter_dict)
     params = {param.name: param for param in net.get_parameters()}
-    for master, name in _masters(net).items():
+    for master, name in _master_names(net).items():
         saved = parameter_dict.get(name)
         if saved is None or saved.dtype != ms.float32:
             continue  # left for the checked load to report (or to take, if it is 16-bit already)
         value = saved.asnumpy()
         converted[master] = ms.Parameter(ms.Tensor(value), name=master)
-        converted[name] = ms.Parameter(_mixed.round_to(value, params[name].dtype), name=name)
+        converted[name] = ms.Parameter(_masters.round_to(value, params[name].dtype), name=name)
     return load_param_into_net_checked(net, converted, strict=strict)
 
 
@@ -222,8 +242,6 @@ def merge_sharded_checkpoints(checkpoints, out=None, format=None):  # noqa: A002
             differ). The message names the file; nothing is written.
         OSError: ``out`` could not be written (the file there, if any, is as it was).
     """
-    from mindspore_offload import _sharding
-
     target, fmt = (None, None) if out is None else _output(out, format)
     if not checkpoints:
         raise ValueError("For 'merge_sharded_checkpoints', pass every rank's checkpoint of one save; got none.")
@@ -240,7 +258,7 @@ def merge_sharded_checkpoints(checkpoints, out=None, format=None):  # noqa: A002
         else:
             names.append(f"checkpoints[{index}]")
         states.append({name: value.asnumpy() if hasattr(value, "asnumpy") else value for name, value in item.items()})
-    merged = _sharding.merge(_sharding.in_rank_order(states, names))
+    merged = merge_states(in_rank_order(states, names))
     if target is not None:  # crash-safe: an existing merged file is replaced whole or left as it was
         import mindspore as ms
 
@@ -249,6 +267,145 @@ def merge_sharded_checkpoints(checkpoints, out=None, format=None):  # noqa: A002
         save_checkpoint([{"name": name, "data": ms.Tensor(value)} for name, value in merged.items()], target,
                         format=fmt)
     return merged
+
+
+# Sharded checkpoints. A sharded rank saves its own slices under the usual names, and its layout under
+# _sharding.LAYOUT_NAME; in_rank_order() and merge_states() turn the N per-rank files into one whole
+# checkpoint (the format of an unsharded run and of nn.AdamOffload, without the layout), and
+# load_param_into_net_checked checks a file's layout against this run's and cuts a whole checkpoint's moments
+# to this rank's slices (slice_of) while loading it.
+
+# A sliced 16-bit parameter's master is cut, saved and merged like its moments.
+_MOMENT_PREFIXES = ("moment1.", "moment2.", "master.")
+
+
+def _base_name(name):
+    for prefix in _MOMENT_PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return None
+
+
+def _is_slice(name, state):
+    """Whether entry ``name`` of a rank's state is a slice: a moment or master whose shape is not its
+    parameter's."""
+    base = _base_name(name)
+    return base is not None and base in state and tuple(state[name].shape) != tuple(state[base].shape)
+
+
+def _values(mine, theirs):
+    """' (A against B)' for a few values, else nothing."""
+    if mine.size > 4 or theirs.size > 4:
+        return ""
+    return f" ({mine.reshape(-1).tolist()} against {theirs.reshape(-1).tolist()})"
+
+
+# Compared first, so that files of two saves are reported by their step.
+_SAVE_MARKS = ("global_step", "beta1_power", "beta2_power")
+
+
+def in_rank_order(states, names):
+    """The states (dicts of NumPy arrays) of every rank's checkpoint of one sharded save, put in rank order
+    by the Layout each records. ``names[i]`` names ``states[i]`` in errors.
+
+    Raises ValueError, naming the file, when a file records no layout, two files hold one rank, a rank is
+    missing, the files disagree on the rank count or threshold, or they are not all from one save: the
+    entries that every rank holds whole (step, beta powers, parameters, whole moments) must be equal,
+    bit for bit, and every file must hold the same names.
+    """
+    layouts = [_sharding.recorded_layout(state, f"'{name}'") for state, name in zip(states, names)]
+    for name, layout in zip(names, layouts):
+        if layout is None:
+            raise ValueError(f"'{name}' records no shard layout ('{_sharding.LAYOUT_NAME}'): it is not one rank's "
+                             "checkpoint of a shard_state=True run (a whole checkpoint needs no merge), or it was "
+                             "saved before the layout was recorded.")
+    for name, layout in zip(names[1:], layouts[1:]):
+        if layout[1:] != layouts[0][1:]:
+            raise ValueError(f"'{name}' holds {layout.described()}, but '{names[0]}' holds "
+                             f"{layouts[0].described()}: the files are not of one save.")
+    ranks = layouts[0].ranks
+    by_rank = {}
+    for index, layout in enumerate(layouts):
+        if layout.rank in by_rank:
+            other = names[by_rank[layout.rank]]
+            if other == names[index]:
+                raise ValueError(f"'{other}' is given twice (it holds rank {layout.rank} of {ranks}); pass each "
+                                 "rank's file once.")
+            raise ValueError(f"'{names[index]}' and '{other}' both hold rank {layout.rank} of {ranks}: pass one "
+                             "file per rank, all of one save.")
+        by_rank[layout.rank] = index
+    missing = [rank for rank in range(ranks) if rank not in by_rank]
+    if missing:
+        given = ", ".join(f"'{name}' (rank {layout.rank})" for name, layout in zip(names, layouts))
+        what = f"rank {missing[0]}'s file is" if len(missing) == 1 else f"the files of ranks {missing} are"
+        raise ValueError(f"{what} missing: the save has {ranks} ranks, and the files given are {given}. Pass every "
+                         "rank's file of one save.")
+    ordered = [by_rank[rank] for rank in range(ranks)]
+    first, first_name = states[ordered[0]], names[ordered[0]]
+    for index in ordered[1:]:
+        state, name = states[index], names[index]
+        for key in sorted(set(first) ^ set(state)):
+            holder, lacker = (first_name, name) if key in first else (name, first_name)
+            raise ValueError(f"'{lacker}' lacks '{key}', which '{holder}' holds: the files are not of one save.")
+        keys = [k for k in _SAVE_MARKS if k in first] + [k for k in first if k not in _SAVE_MARKS]
+        for key in keys:
+            if key == _sharding.LAYOUT_NAME or _is_slice(key, first):
+                continue
+            mine, theirs = np.asarray(state[key]), np.asarray(first[key])
+            if mine.dtype != theirs.dtype or mine.shape != theirs.shape or mine.tobytes() != theirs.tobytes():
+                raise ValueError(f"'{name}' is not from the same save as '{first_name}': '{key}' differs"
+                                 f"{_values(mine, theirs)}, and every rank of one save holds the same.")
+    return [states[index] for index in ordered]
+
+
+def merge_states(states, names=None):
+    """One whole state from every rank's state, in rank order: {name: numpy array}.
+
+    A moment whose shape differs from its parameter's is a slice: the N slices are joined, the padding
+    is dropped, and the result takes the parameter's shape. Everything else is replicated and comes from
+    rank 0; the layout entry is left out (the result is a whole checkpoint). ``names`` (one a state) name
+    the files in errors. Raises ValueError when the slices cannot be the N ranks' slices of that parameter.
+    """
+    ranks = len(states)
+    first = states[0]
+    out = {}
+    for name, value in first.items():
+        if name == _sharding.LAYOUT_NAME:
+            continue
+        if not _is_slice(name, first):
+            out[name] = np.asarray(value).copy()
+            continue
+        base = _base_name(name)
+        shape = tuple(first[base].shape)
+        size = int(np.prod(shape, dtype=np.int64))
+        pieces = []
+        for rank, state in enumerate(states):
+            piece = np.asarray(state.get(name)) if name in state else None
+            if piece is None or piece.ndim != 1 or piece.size != _sharding.slice_length(size, ranks):
+                got = "missing" if piece is None else f"of shape {piece.shape}"
+                where = f"'{names[rank]}'" if names else f"rank {rank}'s checkpoint"
+                k = _sharding.slice_length(size, ranks)
+                raise ValueError(f"'{name}' in {where} is {got}, but a slice of the parameter '{base}' {shape} "
+                                 f"over {ranks} ranks has {k} elements ({ranks} checkpoints were passed).")
+            pieces.append(piece)
+        out[name] = np.concatenate(pieces)[:size].reshape(shape)
+    return out
+
+
+def looks_sliced(name, saved, parameter_dict):
+    """True when a checkpoint entry is one rank's slice of a moment (1-D and shorter than its parameter)."""
+    base = _base_name(name)
+    if base is None or base not in parameter_dict:
+        return False
+    whole = parameter_dict[base]
+    return len(saved.shape) == 1 and tuple(saved.shape) != tuple(whole.shape) and \
+        int(saved.shape[0]) < int(whole.size)
+
+
+MERGE_HINT = ("To load one rank's slices of the moments and masters (saved with shard_state=True) anywhere else, "
+              "merge every rank's file of that save into one with `python -m mindspore_offload.checkpoint merge "
+              "MERGED.ckpt RANK0.ckpt RANK1.ckpt ...` (any order: each file records its rank) and load "
+              "MERGED.ckpt; load_param_into_net_checked cuts it to any number of sharded ranks.")
 
 
 def _output(out, fmt):

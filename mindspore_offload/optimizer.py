@@ -1,136 +1,34 @@
 """AdamOffload: the API of MindSpore's nn.AdamOffload, with the moments updated by our host kernel.
 
-How one optimizer step is built:
-
-- Every parameter gets a *step kind* (``AdamOffload.step_kinds``), chosen once per parameter by
-  ``AdamOffload._choose_step``. A kind names a graph function (how the parameter receives its update)
-  and the kernel entry point its host op calls. Adding a kind (another parameter dtype, moments sharded
-  over ranks) means adding a row to ``STEP_KINDS`` and a branch to ``_choose_step``; construct does not
-  change.
-- ``construct`` advances the shared state (global step, beta powers, learning rate) and then maps
-  ``_take_step`` over the parameters, which calls each parameter's graph function with its host op.
+How one optimizer step is built: every parameter gets a *step kind*, a row of ``_steps.STEP_KINDS``
+(float32 on the device or in host memory, a slice of it, a 16-bit parameter with a float32 master, ...),
+chosen once at construction. ``construct`` decays and unscales the gradients the graph handles, advances
+the shared state (global step, beta powers, learning rate) and maps one function over every parameter,
+which calls the parameter's graph function with its host op (_steps.py: the table, the graph functions
+and the op factory).
 """
-import dataclasses
 import time
 
 import mindspore as ms
-from mindspore import Parameter, Tensor, jit, ops
+from mindspore import Parameter, Tensor, jit
 from mindspore.common import dtype as mstype
 from mindspore.common.initializer import initializer
 from mindspore.nn.optim.optimizer import Optimizer
-from mindspore.ops import composite as C
 from mindspore.ops import functional as F
 
-from mindspore_offload import _contiguous, _env, _mixed, _sharding
+from mindspore_offload import _contiguous, _env, _masters, _sharding, _steps
 from mindspore_offload import _validation as check
 from mindspore_offload import kernel
-
-# Each graph function below receives the same arguments: the parameter's host op, the hyper-parameters
-# of this step (beta1_power and beta2_power already advanced), then the parameter's own tensors. It
-# returns True, so that the optimizer's output is one True per parameter, as nn.AdamOffload's is.
-_ARGS = ("Function",) + ("Tensor",) * 10
-
-_delta_on_device = C.MultitypeFuncGraph("mindspore_offload_delta_on_device")
-
-
-@_delta_on_device.register(*_ARGS)
-def _(host_adam, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param, moment1, moment2):
-    """Kind "delta": the host op updates the moments and returns the step; the graph adds it to the
-    parameter where the parameter lives (the device, on Ascend/GPU)."""
-    delta = host_adam(moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, gradient)
-    return F.depend(True, F.assign_add(param, delta))
-
-
-_applied_on_host = C.MultitypeFuncGraph("mindspore_offload_applied_on_host")
-
-
-@_applied_on_host.register(*_ARGS)
-def _(host_adam, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param, moment1, moment2):
-    """Kind "host": the parameter is in host memory too, so the host op adds the step to it in the same
-    pass over the moments; no delta tensor is made. Its output is a one-float placeholder."""
-    done = host_adam(param, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, gradient)
-    return F.depend(True, done)
-
-
-@dataclasses.dataclass(frozen=True)
-class StepKind:
-    """How a parameter of this kind is updated.
-
-    graph_step: the MultitypeFuncGraph called for the parameter (arguments as ``_ARGS``).
-    entry: the kernel's custom-op entry point, without its "Nesterov"/"Locked" suffixes.
-    lead: what the host op takes before the nine inputs every kind shares: None, "param" (it writes the
-        parameter in place and returns a one-float placeholder) or "leftover_from" (an int64 index: a slice
-        of a tensor, told where the tensor's own leftover elements fall; see csrc/custom_op.cpp).
-    """
-
-    graph_step: C.MultitypeFuncGraph
-    entry: str
-    lead: str = None
-
-
-_master_elsewhere = C.MultitypeFuncGraph("mindspore_offload_master_elsewhere")
-
-
-@_master_elsewhere.register(*_ARGS)
-def _(host_adam, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param, moment1, moment2):
-    """Kind "master": a float16/bfloat16 parameter, updated through its float32 master by _mixed.step."""
-    return True
-
-
-STEP_KINDS = {
-    "delta": StepKind(_delta_on_device, "AdamOffloadStep"),
-    "host": StepKind(_applied_on_host, "AdamOffloadApply", lead="param"),
-    "master": StepKind(_master_elsewhere, "AdamOffloadStep"),  # its op is never called
-    # shard_state=True: this rank's slice of the moments, the whole delta gathered (_sharding.py).
-    "sliced": StepKind(_sharding.step, "AdamOffloadSlice", lead="leftover_from"),
-}
-
-_take_step = C.MultitypeFuncGraph("mindspore_offload_take_step")
-
-
-@_take_step.register("Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor", "Function", "Function", "Tensor",
-                     "Tensor", "Tensor", "Tensor")
-def _(beta1_power, beta2_power, beta1, beta2, eps, lr, graph_step, host_adam, gradient, param, moment1, moment2):
-    """One parameter's update: its kind's graph function with its host op. The learning rate arrives
-    either bound for every parameter or, with per-group rates, mapped with the parameters."""
-    return graph_step(host_adam, beta1_power, beta2_power, beta1, beta2, eps, lr, gradient, param, moment1, moment2)
 
 
 def _parameters_in_host_memory():
     """On the CPU backend the parameters already sit in host memory beside the moments.
-    MINDSPORE_OFFLOAD_HOST_APPLY=0 keeps the "delta" kind there too (tests and benchmarks)."""
+    MINDSPORE_OFFLOAD_HOST_APPLY=0 keeps the device kinds there too (tests and benchmarks)."""
     if not _env.host_apply():
         return False
     current = getattr(ms, "get_current_device", None)
     target = current()[0] if current is not None else ms.get_context("device_target")
     return str(target).upper() == "CPU"
-
-
-def _host_adam_op(kind, use_nesterov, use_locking, cls_name, guard, param_name):
-    """The custom op that runs the kernel's entry point for ``kind`` on the host, for the parameter
-    ``param_name`` (one op a parameter, so that a compile-time error can name it)."""
-    library = kernel.library_path()
-    entry = kind.entry + ("Nesterov" if use_nesterov else "") + ("Locked" if use_locking else "")
-    # Shapes and dtypes are checked when the graph is compiled, before any state is touched; the inputs
-    # after the lead one (if the op takes one) are laid out the same for every kind.
-    skip = 0 if kind.lead is None else 1
-
-    def out_shape(*shapes):
-        guard()  # _contiguous.CompileGuard: runs at every compile, before the graph does anything
-        check.check_gradient_shapes(shapes[skip:], cls_name, param_name)
-        return [1] if kind.lead == "param" else shapes[-1]
-
-    def out_dtype(*dtypes):
-        check.check_gradient_dtypes(dtypes[skip:], cls_name, param_name)
-        return dtypes[-1]
-
-    op = ops.Custom(f"{library}:{entry}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot")
-    # The moments are host memory whatever the network's device, so the op always runs on the CPU.
-    op.set_device("CPU")
-    # The op writes its moments (and the parameter, for "host") in place. Declaring the side effect keeps
-    # the graph from reordering reads and saves around it, merging two calls or dropping one.
-    op.add_prim_attr("side_effect_mem", True)
-    return op
 
 
 class AdamOffload(Optimizer):
@@ -351,20 +249,40 @@ class AdamOffload(Optimizer):
             self.shard_layout = _sharding.layout_parameter(self.shard)
 
         self.apply_on_host = _parameters_in_host_memory()
-        self.has_master = any(_mixed.is_sixteen_bit(param) for param in self._parameters)
-        if self.has_master:  # float32 moments and masters (sliced too, if sharded) for 16-bit parameters
-            _mixed.attach(self, kernel.library_path(), use_nesterov, use_locking)
-        self.step_kinds = tuple(self._choose_step(param) for param in self._parameters)
+        with_master = tuple(_masters.has_master(param) for param in self._parameters)
+        if any(with_master):
+            _masters.check_master_names(self._parameters, name)
+            _masters.check_assignable(self._parameters, self.apply_on_host, name)
+        # float32 moments and a float32 master for each 16-bit parameter (this rank's slices, if sharded); a
+        # float32 parameter's master slot holds its moment1, never read.
+        self.moment1, self.moment2, self.masters = _masters.host_state(self._parameters, self.moment1, self.moment2,
+                                                                       self.shard)
+        self.step_kinds = tuple(_steps.choose(master, self.shard is not None and self.shard.sliced(param.size),
+                                              self.apply_on_host)
+                                for param, master in zip(self._parameters, with_master))
+        kinds = [_steps.STEP_KINDS[kind] for kind in self.step_kinds]
+        # A master kind decays and unscales its gradient on the host, in float32 with its master, so it
+        # leaves decay_weight and scale_grad; its decay moves into its op (the "Decay" variant).
+        decay_on_host = tuple(bool(self.exec_weight_decay and flag) and kind.master
+                              for flag, kind in zip(self.decay_flags, kinds))
+        self.decay_flags = tuple(flag and not kind.master for flag, kind in zip(self.decay_flags, kinds))
+        self.unscaled_on_host = tuple(kind.master for kind in kinds)
+        self.any_decay_on_host = any(decay_on_host)
+        self.no_decay = Tensor(0.0, mstype.float32)
+
         # The host ops write these in place: views get storage of their own now and at every compile.
         written = (*self._parameters, *self.moment1, *self.moment2)
         _contiguous.make_contiguous(written)
         guard = _contiguous.CompileGuard(written, len(self._parameters))
         # Everything the step writes, its counters and masters included (see __call__).
         self._storage = _contiguous.StorageWatch(self.get_parameters())
-        # Parallel to the parameters: parameter i is updated by graph_steps[i] through host_adam[i].
-        self.graph_steps = tuple(STEP_KINDS[kind].graph_step for kind in self.step_kinds)
-        self.host_adam = tuple(_host_adam_op(STEP_KINDS[kind], use_nesterov, use_locking, name, guard, param.name)
-                               for kind, param in zip(self.step_kinds, self._parameters))
+        # Parallel to the parameters: parameter i is updated by graph_steps[i] through host_ops[i].
+        library = kernel.library_path()
+        steps = _steps.graph_steps(self.shard, library)
+        self.graph_steps = tuple(steps[kind] for kind in self.step_kinds)
+        self.host_ops = tuple(_steps.host_op(kind, param, library, name, guard, use_nesterov=use_nesterov,
+                                             use_locking=use_locking, decay=decay, unscale=self.need_scale)
+                              for kind, param, decay in zip(kinds, self._parameters, decay_on_host))
 
     def __call__(self, *args, **kwargs):
         # PYNATIVE_MODE: a compiled step keeps the storage its Parameters had when it was compiled, and a
@@ -375,16 +293,6 @@ class AdamOffload(Optimizer):
             object.__setattr__(self, "_create_time", time.time_ns())
         return super().__call__(*args, **kwargs)
 
-    def _choose_step(self, param):
-        """The key in STEP_KINDS for ``param``: "master" for a 16-bit parameter (through its float32 master,
-        _mixed.step); "sliced" when this rank holds a slice of its moments; otherwise where the
-        parameters are stored decides."""
-        if _mixed.is_sixteen_bit(param):
-            return "master"
-        if self.shard is not None and self.shard.sliced(param.size):
-            return "sliced"
-        return "host" if self.apply_on_host else "delta"
-
     def _advance_state(self):
         """Counts the step and moves beta1**t and beta2**t on by one; returns the new powers."""
         self.assignadd(self.global_step, self.global_step_increase_tensor)
@@ -392,28 +300,51 @@ class AdamOffload(Optimizer):
         beta2_power = F.assign(self.beta2_power, self.beta2_power * self.beta2)
         return beta1_power, beta2_power
 
+    def _decay_on_host(self):
+        """Per parameter, this step's weight decay for the master kinds' host pass. Read where decay_weight
+        reads it, before global_step moves on, so a dynamic decay matches the float32 path."""
+        if not self.any_decay_on_host:
+            return (self.no_decay,) * self.param_length
+        decay = self.get_weight_decay()
+        return decay if self.is_group else (decay,) * self.param_length
+
+    def _scale_grad(self, gradients):
+        """Optimizer.scale_grad for every gradient but the master kinds' (unscaled on the host)."""
+        if self.need_scale and any(self.unscaled_on_host):
+            return self.map_(F.partial(_steps.scale_unless_master, self.reciprocal_scale), self.unscaled_on_host,
+                             gradients)
+        return self.scale_grad(gradients)
+
     @jit(backend="ms_backend")
     def construct(self, gradients):
         gradients = self.decay_weight(gradients)
-        if self.has_master:  # 16-bit parameters: decayed (with this step's decay) and unscaled on the host
-            master_decay = _mixed.weight_decay(self)
-            gradients = _mixed.scale_grad(self, gradients)
-        else:
-            gradients = self.scale_grad(gradients)
+        weight_decay = self._decay_on_host()
+        gradients = self._scale_grad(gradients)
         lr = self.get_lr()
         beta1_power, beta2_power = self._advance_state()
+        hyper = (beta1_power, beta2_power, self.beta1, self.beta2, self.eps, self.reciprocal_scale)
+        lrs = lr if self.is_group_lr else (lr,) * self.param_length
         # map_reverse issues the parameters last to first, the order nn.AdamOffload uses.
-        if self.is_group_lr:
-            step = F.partial(_take_step, beta1_power, beta2_power, self.beta1, self.beta2, self.eps)
-            success = self.map_reverse(step, lr, self.graph_steps, self.host_adam, gradients, self._parameters,
-                                       self.moment1, self.moment2)
-        else:
-            step = F.partial(_take_step, beta1_power, beta2_power, self.beta1, self.beta2, self.eps, lr)
-            success = self.map_reverse(step, self.graph_steps, self.host_adam, gradients, self._parameters,
-                                       self.moment1, self.moment2)
-        if self.has_master:
-            success = F.depend(success, _mixed.step(self, gradients, lr, master_decay, beta1_power, beta2_power))
-        return success
+        return self.map_reverse(F.partial(_steps.take_step, hyper), lrs, weight_decay, self.graph_steps,
+                                self.host_ops, gradients, self._parameters, self.moment1, self.moment2, self.masters)
+
+    def master_names(self):
+        """{master name: parameter name} for each 16-bit parameter's float32 master (``master.<name>``)."""
+        return {master.name: param.name for param, master, kind in zip(self._parameters, self.masters,
+                                                                      self.step_kinds)
+                if _steps.STEP_KINDS[kind].master}
+
+    def sliced_state(self):
+        """{state name: (the parameter's shape, rank, ranks)} for each moment and master of which this rank
+        keeps a slice (``shard_state=True``); empty when nothing is sliced."""
+        out = {}
+        for param, moment1, moment2, master, kind in zip(self._parameters, self.moment1, self.moment2,
+                                                         self.masters, self.step_kinds):
+            row = _steps.STEP_KINDS[kind]
+            if row.sliced:
+                for state in (moment1, moment2) + ((master,) if row.master else ()):
+                    out[state.name] = (tuple(param.shape), self.shard.rank, self.shard.ranks)
+        return out
 
     def memory_report(self):
         """Bytes of this optimizer's parameters on the device and on the host, and the bytes that cross
@@ -424,8 +355,8 @@ class AdamOffload(Optimizer):
         dtype     device  host  across a step   what
         ========  ======  ====  ==============  =========================================
         float32   12      8     8               param, grad, delta | m, v
-        float16   6       12    4               param, grad, new param | master, m, v
-        bfloat16  6       12    4               as float16
+        float16   6       12    6               param, grad, new param | master, m, v
+        bfloat16  6       12    6               as float16
         ========  ======  ====  ==============  =========================================
 
         With ``shard_state=True`` the figures are this rank's: a sliced parameter keeps only its
@@ -436,4 +367,4 @@ class AdamOffload(Optimizer):
             dict, ``{"by_dtype": {dtype: {"elements", "sharded_elements", "device_bytes", "host_bytes",
             "bytes_across_per_step", "per_element"}}, "total": {...}}``.
         """
-        return _mixed.memory_report(self._parameters, self.shard)
+        return _masters.memory_report(self._parameters, self.shard)

@@ -190,20 +190,20 @@ def test_memory_report():
 
 def test_memory_report_counts_this_ranks_slices_when_sharded():
     """Sharded over 3 ranks, a parameter of at least min_size elements keeps ceil(size/3) on the host."""
-    from mindspore_offload import _mixed, _sharding
+    from mindspore_offload import _masters, _sharding
 
     params = [Parameter(Tensor(np.zeros(n, np.float32)).astype(dtype), name=f"p{i}")
               for i, (n, dtype) in enumerate([(100, ms.float16), (10, ms.float16), (64, ms.float32),
                                               (7, ms.bfloat16)])]
-    report = _mixed.memory_report(params, _sharding.Layout(rank=1, ranks=3, min_size=64))
+    report = _masters.memory_report(params, _sharding.Layout(rank=1, ranks=3, min_size=64))
     f16, f32, bf16 = (report["by_dtype"][k] for k in ("float16", "float32", "bfloat16"))
     assert f16["host_bytes"] == 12 * (34 + 10) and f16["bytes_across_per_step"] == 6 * (34 + 10)
     assert f16["device_bytes"] == 6 * 110 and f16["sharded_elements"] == 100
     assert f32["host_bytes"] == 8 * 22 and f32["bytes_across_per_step"] == 8 * 22 and f32["device_bytes"] == 12 * 64
     assert bf16["host_bytes"] == 12 * 7 and bf16["sharded_elements"] == 0
     assert report["total"]["sharded_elements"] == 164
-    assert _mixed.memory_report(params) == _mixed.memory_report(params, None)
-    assert _mixed.memory_report(params)["by_dtype"]["float16"]["host_bytes"] == 12 * 110
+    assert _masters.memory_report(params) == _masters.memory_report(params, None)
+    assert _masters.memory_report(params)["by_dtype"]["float16"]["host_bytes"] == 12 * 110
 
 
 def test_bfloat16_with_host_apply_off_on_the_cpu_is_refused_naming_the_fix(monkeypatch):

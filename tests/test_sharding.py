@@ -45,7 +45,7 @@ def test_slices_cover_the_moment_once_and_merge_back(shape, ranks):
     assert not joined[size:].any()  # the padding is zeros
     sharded = _sharding.is_sharded(size, ranks, 0)
     states = [{"w": whole, "moment1.w": piece if sharded else whole} for piece in slices]
-    merged = _sharding.merge(states)
+    merged = mso_checkpoint.merge_states(states)
     assert merged["moment1.w"].tobytes() == whole.tobytes()
     assert merged["moment1.w"].shape == shape
 
@@ -63,9 +63,9 @@ def test_merge_refuses_files_of_another_layout():
     two = [{"w": whole, "moment1.w": _sharding.slice_of(whole, r, 2)} for r in range(2)]
     with pytest.raises(ValueError,
                        match=r"'moment1.w' in rank 0's checkpoint is of shape \(5,\).*3 checkpoints were passed"):
-        _sharding.merge(two + [two[0]])
+        mso_checkpoint.merge_states(two + [two[0]])
     with pytest.raises(ValueError, match="rank 1's checkpoint is missing"):
-        _sharding.merge([two[0], {"w": whole}])
+        mso_checkpoint.merge_states([two[0], {"w": whole}])
 
 
 # --- merging rank files written here by hand: what each file records decides its place ---
@@ -260,8 +260,6 @@ def as_rank(monkeypatch):
     runs; the world group's rank and size are faked."""
     import mindspore.communication as comm
 
-    for name in ("_RANK", "_RANKS", "_GATHER"):  # layout() sets them; put back afterwards
-        monkeypatch.setattr(_sharding, name, getattr(_sharding, name))
     previous = ms.get_auto_parallel_context("parallel_mode")
 
     def make(rank, ranks, min_size=4, shard_state=True):
@@ -461,7 +459,7 @@ def _whole(out, case, ranks):
         if not name.startswith("moment") and name != _sharding.LAYOUT_NAME:
             for rank, state in enumerate(states[1:], 1):
                 assert state[name].tobytes() == value.tobytes(), f"{case}: rank {rank} differs on '{name}'"
-    return _sharding.merge(states)
+    return mso_checkpoint.merge_states(states)
 
 
 def _assert_same_bits(expected, got, what):

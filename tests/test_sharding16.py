@@ -67,7 +67,7 @@ def _whole(out, case, ranks):
             for rank, other in enumerate(values[1:], 1):
                 assert other[name].tobytes() == value.tobytes(), f"{case}: rank {rank} differs on '{name}'"
     states = [_split(v)[0] for v in values]
-    return _sharding.merge(states), _split(values[0])[1]
+    return mso_checkpoint.merge_states(states), _split(values[0])[1]
 
 
 def _assert_same_bits(expected, got, what):

@@ -1,0 +1,257 @@
+"""The step table: how each kind of parameter receives its update, and the host op that computes it.
+
+Every parameter of an AdamOffload has one *step kind*, a row of ``STEP_KINDS``, chosen once at
+construction (``choose``). A row names the kernel's custom-op entry point and says what the pass does
+(``master``: a 16-bit parameter with a float32 master, decayed and unscaled on the host; ``sliced``: this
+rank's slice of the state; ``in_place``: the pass writes the parameter itself). Its graph function,
+``graph_steps(...)[name]``, takes the one argument layout every kind shares:
+
+    (hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master)
+
+``hyper`` is this step's (beta1_power, beta2_power, beta1, beta2, eps, grad_scale); ``lr`` and
+``weight_decay`` are the parameter's (weight_decay is only read by the master kinds, which decay on the
+host; the others were decayed in the graph); ``master`` is the float32 master, or for a float32 parameter
+its moment1 as a placeholder never read. AdamOffload.construct maps one function over every parameter.
+
+Adding a kind is a row here, its graph function in ``graph_steps`` and its entry point in csrc/.
+"""
+import dataclasses
+
+import mindspore as ms
+from mindspore import ops
+from mindspore.common import dtype as mstype
+from mindspore.ops import composite as C
+from mindspore.ops import functional as F
+
+from mindspore_offload import _sharding
+from mindspore_offload import _validation as check
+
+
+@dataclasses.dataclass(frozen=True)
+class StepKind:
+    """One row of the table (see the module docstring)."""
+
+    entry: str  # the kernel's entry point, before its variant suffixes
+    master: bool = False  # a 16-bit parameter with a float32 master: decayed and unscaled on the host
+    sliced: bool = False  # this rank's slice of the state (shard_state=True); leftover_from comes first
+    in_place: bool = False  # the pass writes the parameter (host memory) itself
+
+
+STEP_KINDS = {
+    "delta": StepKind("AdamOffloadStep"),
+    "host": StepKind("AdamOffloadApply", in_place=True),
+    "sliced": StepKind("AdamOffloadSlice", sliced=True),
+    "master": StepKind("AdamOffloadMaster", master=True),
+    "master_host": StepKind("AdamOffloadMasterApply", master=True, in_place=True),
+    "master_sliced": StepKind("AdamOffloadMasterSlice", master=True, sliced=True),
+    "master_sliced_host": StepKind("AdamOffloadMasterSlice", master=True, sliced=True, in_place=True),
+}
+
+
+def choose(has_master, sliced, in_host_memory):
+    """The row for a parameter: whether it has a float32 master, whether this rank keeps a slice of its
+    state, and whether it lives in host memory (the CPU backend)."""
+    if has_master:
+        name = "master_sliced" if sliced else "master"
+        return name + "_host" if in_host_memory else name
+    if sliced:  # the gathered delta is added in the graph, wherever the parameter lives
+        return "sliced"
+    return "host" if in_host_memory else "delta"
+
+
+_ARGS = ("Tuple", "Tensor", "Tensor", "Function", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor")
+
+
+def _graph_step(fn):
+    """``fn`` as a MultitypeFuncGraph taking the one argument layout."""
+    graph = C.MultitypeFuncGraph("mindspore_offload_" + fn.__name__)
+    graph.register(*_ARGS)(fn)
+    return graph
+
+
+@_graph_step
+def delta_on_device(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
+    """The host op updates the moments and returns the step; the graph adds it to the parameter where
+    the parameter lives (the device, on Ascend/GPU)."""
+    beta1_power, beta2_power, beta1, beta2, eps, _ = hyper
+    delta = host_op(moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, gradient)
+    return F.depend(True, F.assign_add(param, delta))
+
+
+@_graph_step
+def applied_on_host(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
+    """The parameter is host memory too: the op adds the step to it in the same pass over the moments."""
+    beta1_power, beta2_power, beta1, beta2, eps, _ = hyper
+    done = host_op(param, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, gradient)
+    return F.depend(True, done)
+
+
+@_graph_step
+def master_on_device(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
+    """A 16-bit parameter: the pass (which reads the parameter, to keep a write since the last step)
+    returns its new value, and the graph assigns it where the parameter lives."""
+    beta1_power, beta2_power, beta1, beta2, eps, grad_scale = hyper
+    new = host_op(param, master, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, weight_decay,
+                  grad_scale, gradient)
+    return F.depend(True, F.assign(param, new))
+
+
+@_graph_step
+def master_on_host(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
+    """A 16-bit parameter in host memory: the pass writes its new value in place (MindSpore's CPU backend
+    has no bfloat16 Assign to do it in the graph)."""
+    beta1_power, beta2_power, beta1, beta2, eps, grad_scale = hyper
+    done = host_op(param, master, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, weight_decay,
+                   grad_scale, gradient)
+    return F.depend(True, done)
+
+
+def _this_ranks_slice(tensor, k, rank, ranks):
+    """``rank``'s flat slice of ``tensor``: k elements, zero-padded past the end."""
+    size = tensor.size
+    piece = tensor.reshape((-1,))
+    # Pad the whole tensor, not just the slice that runs past the end: every rank must build the same
+    # graph, or the collectives of different parameters can run in a different order on each.
+    if ranks * k > size:  # shapes are constants: decided at compile time
+        piece = ops.concat((piece, ops.zeros((ranks * k - size,), tensor.dtype)))
+    return piece[rank * k:rank * k + k]
+
+
+def _sliced_graph_steps(shard, gather, put):
+    """The sliced kinds' graph functions for this rank (``shard``: its _sharding.Layout). They close over
+    the rank, the rank count and the optimizer's own collective ops, which the graph then holds as
+    constants: every rank builds the same graph but for the slice offsets."""
+    rank, ranks = shard.rank, shard.ranks
+
+    @_graph_step
+    def sliced(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
+        """The whole delta, computed a slice a rank: the op ("Slice") runs on this rank's slice of the
+        gradient and moments; the gather rebuilds the whole delta on every rank; the graph adds it."""
+        beta1_power, beta2_power, beta1, beta2, eps, _ = hyper
+        k = moment1.shape[0]
+        leftover_from = ops.scalar_to_tensor(_sharding.leftover_from(gradient.size, k, rank), mstype.int64)
+        piece = host_op(leftover_from, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps,
+                        _this_ranks_slice(gradient, k, rank, ranks))
+        delta = gather(piece)[:gradient.size].reshape(gradient.shape)
+        return F.depend(True, F.assign_add(param, delta))
+
+    def master_slice(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master, whole):
+        """This rank's slice of the master and moments, updated from its slice of the 16-bit gradient (the
+        "MasterSlice" entry point), gives this rank's slice of the new 16-bit parameter; the gather collects
+        the N slices (2 bytes an element). ``whole``: the op is given the whole gradient and parameter and
+        where this rank's slice starts in them (the CPU backend, which slices no bfloat16), and returns the
+        bits as int16 (which its AllGather takes); else the slices are cut on the device."""
+        beta1_power, beta2_power, beta1, beta2, eps, grad_scale = hyper
+        k = master.shape[0]
+        lead = ops.stack((ops.scalar_to_tensor(_sharding.leftover_from(gradient.size, k, rank), mstype.int64),
+                          ops.scalar_to_tensor(rank * k if whole else 0, mstype.int64)))
+        piece = gradient if whole else _this_ranks_slice(gradient, k, rank, ranks)
+        current = param if whole else _this_ranks_slice(param, k, rank, ranks)
+        new = host_op(lead, current, master, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps,
+                      weight_decay, grad_scale, piece)
+        return gather(new)
+
+    @_graph_step
+    def master_sliced(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
+        gathered = master_slice(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master, False)
+        return F.depend(True, F.assign(param, gathered[:gradient.size].reshape(gradient.shape)))
+
+    @_graph_step
+    def master_sliced_host(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
+        gathered = master_slice(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master, True)
+        return F.depend(True, put(param, gathered))
+
+    return {"sliced": sliced, "master_sliced": master_sliced, "master_sliced_host": master_sliced_host}
+
+
+def graph_steps(shard, library):
+    """{kind name: its graph function} for an optimizer whose layout is ``shard`` (None: not sharded).
+    The sliced kinds get their own collective ops, built here once per optimizer."""
+    steps = {"delta": delta_on_device, "host": applied_on_host, "master": master_on_device,
+             "master_host": master_on_host}
+    if shard is not None:
+        steps.update(_sliced_graph_steps(shard, ops.AllGather(), _put_op(library)))
+    return steps
+
+
+def _put_op(library):
+    """The op that writes gathered 16-bit slices into a parameter in host memory (AdamOffloadMasterPut)."""
+    op = ops.Custom(f"{library}:AdamOffloadMasterPut", out_shape=lambda *shapes: [1],
+                    out_dtype=lambda *dtypes: ms.float32, func_type="aot")
+    op.set_device("CPU")
+    op.add_prim_attr("side_effect_mem", True)  # writes the parameter
+    return op
+
+
+def _element_type(dtype):
+    while hasattr(dtype, "element_type"):  # Ref[Tensor[Float32]] and Tensor[Float32] to Float32
+        dtype = dtype.element_type()
+    return dtype
+
+
+def host_op(kind, param, library, cls_name, guard, *, use_nesterov, use_locking, decay=False, unscale=False):
+    """The custom op that runs ``kind``'s entry point on the host for ``param`` (one op a parameter, so a
+    compile-time error can name it). ``decay`` and ``unscale`` pick the master kinds' variants. Shapes and
+    dtypes are checked when the graph is compiled, before any state is touched; ``guard`` runs then too."""
+    entry = kind.entry + ("Nesterov" if use_nesterov else "") + ("Locked" if use_locking else "")
+    if kind.master:
+        entry += ("Decay" if decay else "") + ("Unscale" if unscale else "")
+    name, dtype, shape = param.name, param.dtype, tuple(param.shape)
+    lead = 1 if kind.sliced else 0  # leftover_from (and start) come first
+    # The float32 kinds share nine inputs, after the parameter (in place) or leftover_from (sliced).
+    skip = 1 if kind.sliced or kind.in_place else 0
+
+    def out_shape(*shapes):
+        guard()  # _contiguous.CompileGuard: runs at every compile, before the graph does anything
+        if not kind.master:
+            check.check_gradient_shapes(shapes[skip:], cls_name, name)
+            return [1] if kind.in_place else shapes[-1]
+        # a sliced op on the device path is given slices; every other master op the whole gradient
+        if (kind.in_place or not kind.sliced) and tuple(shapes[-1]) != shape:
+            raise ValueError(f"For '{cls_name}', a gradient of shape {tuple(shapes[-1])} does not match its "
+                             f"parameter '{name}' of shape {shape}.")
+        if kind.sliced:
+            return shapes[lead + 1]  # the master's slice
+        return [1] if kind.in_place else shapes[-1]
+
+    def out_dtype(*dtypes):
+        if not kind.master:
+            check.check_gradient_dtypes(dtypes[skip:], cls_name, name)
+            return dtypes[-1]
+        gradient = _element_type(dtypes[-1])
+        if gradient != dtype:
+            raise TypeError(f"For '{cls_name}', the gradient of the {dtype} parameter '{name}' must be {dtype}, "
+                            f"but got {gradient}. Keep the gradient in the parameter's dtype (the host widens it "
+                            "to float32 itself).")
+        if kind.sliced:
+            return ms.int16 if kind.in_place else dtypes[-1]
+        return ms.float32 if kind.in_place else dtypes[-1]
+
+    op = ops.Custom(f"{library}:{entry}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot")
+    # The state is host memory whatever the network's device, so the op always runs on the CPU.
+    op.set_device("CPU")
+    # The op writes its state (and the parameter, in place) through pointers. Declaring the side effect keeps
+    # the graph from reordering reads and saves around it, merging two calls or dropping one.
+    op.add_prim_attr("side_effect_mem", True)
+    return op
+
+
+take_step = C.MultitypeFuncGraph("mindspore_offload_take_step")
+
+
+@take_step.register("Tuple", "Tensor", "Tensor", "Function", "Function", "Tensor", "Tensor", "Tensor", "Tensor",
+                    "Tensor")
+def _(hyper, lr, weight_decay, graph_step, host_op, gradient, param, moment1, moment2, master):
+    """One parameter's update: its kind's graph function with its host op."""
+    return graph_step(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master)
+
+
+scale_unless_master = C.MultitypeFuncGraph("mindspore_offload_scale_unless_master")
+
+
+@scale_unless_master.register("Tensor", "Bool", "Tensor")
+def _(reciprocal_scale, master, gradient):
+    """A master kind's gradient is unscaled in float32 in the host pass: in 16 bits it could underflow."""
+    if master:
+        return gradient
+    return F.tensor_mul(gradient, F.cast(reciprocal_scale, F.dtype(gradient)))
