@@ -4,7 +4,7 @@ Every parameter of an AdamOffload has one *step kind*, a row of ``STEP_KINDS``, 
 construction (``choose``). A row names the kernel's custom-op entry point and says what the pass does
 (``master``: a 16-bit parameter with a float32 master, decayed and unscaled on the host; ``sliced``: this
 rank's slice of the state; ``in_place``: the pass writes the parameter itself). Its graph function,
-``graph_steps(...)[name]``, takes the one argument layout every kind shares:
+``graph_functions(...)[name]``, takes the one argument layout every kind shares:
 
     (hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master)
 
@@ -13,7 +13,7 @@ rank's slice of the state; ``in_place``: the pass writes the parameter itself). 
 host; the others were decayed in the graph); ``master`` is the float32 master, or for a float32 parameter
 its moment1 as a placeholder never read. AdamOffload.construct maps one function over every parameter.
 
-Adding a kind is a row here, its graph function in ``graph_steps`` and its entry point in csrc/.
+Adding a kind is a row here, its graph function in ``graph_functions`` and its entry point in csrc/.
 """
 import dataclasses
 
@@ -62,14 +62,14 @@ def choose(has_master, sliced, in_host_memory):
 _ARGS = ("Tuple", "Tensor", "Tensor", "Function", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor")
 
 
-def _graph_step(fn):
+def _graph_function(fn):
     """``fn`` as a MultitypeFuncGraph taking the one argument layout."""
     graph = C.MultitypeFuncGraph("mindspore_offload_" + fn.__name__)
     graph.register(*_ARGS)(fn)
     return graph
 
 
-@_graph_step
+@_graph_function
 def delta_on_device(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
     """The host op updates the moments and returns the step; the graph adds it to the parameter where
     the parameter lives (the device, on Ascend/GPU)."""
@@ -78,7 +78,7 @@ def delta_on_device(hyper, lr, weight_decay, host_op, gradient, param, moment1, 
     return F.depend(True, F.assign_add(param, delta))
 
 
-@_graph_step
+@_graph_function
 def applied_on_host(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
     """The parameter is host memory too: the op adds the step to it in the same pass over the moments."""
     beta1_power, beta2_power, beta1, beta2, eps, _ = hyper
@@ -86,7 +86,7 @@ def applied_on_host(hyper, lr, weight_decay, host_op, gradient, param, moment1, 
     return F.depend(True, done)
 
 
-@_graph_step
+@_graph_function
 def master_on_device(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
     """A 16-bit parameter: the pass (which reads the parameter, to keep a write since the last step)
     returns its new value, and the graph assigns it where the parameter lives."""
@@ -96,7 +96,7 @@ def master_on_device(hyper, lr, weight_decay, host_op, gradient, param, moment1,
     return F.depend(True, F.assign(param, new))
 
 
-@_graph_step
+@_graph_function
 def master_on_host(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
     """A 16-bit parameter in host memory: the pass writes its new value in place (MindSpore's CPU backend
     has no bfloat16 Assign to do it in the graph)."""
@@ -117,13 +117,13 @@ def _this_ranks_slice(tensor, k, rank, ranks):
     return piece[rank * k:rank * k + k]
 
 
-def _sliced_graph_steps(shard, gather, put):
+def _sliced_graph_functions(shard, gather, put):
     """The sliced kinds' graph functions for this rank (``shard``: its _sharding.Layout). They close over
     the rank, the rank count and the optimizer's own collective ops, which the graph then holds as
     constants: every rank builds the same graph but for the slice offsets."""
     rank, ranks = shard.rank, shard.ranks
 
-    @_graph_step
+    @_graph_function
     def sliced(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
         """The whole delta, computed a slice a rank: the op ("Slice") runs on this rank's slice of the
         gradient and moments; the gather rebuilds the whole delta on every rank; the graph adds it."""
@@ -151,12 +151,12 @@ def _sliced_graph_steps(shard, gather, put):
                       weight_decay, grad_scale, piece)
         return gather(new)
 
-    @_graph_step
+    @_graph_function
     def master_sliced(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
         gathered = master_slice(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master, False)
         return F.depend(True, F.assign(param, gathered[:gradient.size].reshape(gradient.shape)))
 
-    @_graph_step
+    @_graph_function
     def master_sliced_host(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
         gathered = master_slice(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master, True)
         return F.depend(True, put(param, gathered))
@@ -164,14 +164,14 @@ def _sliced_graph_steps(shard, gather, put):
     return {"sliced": sliced, "master_sliced": master_sliced, "master_sliced_host": master_sliced_host}
 
 
-def graph_steps(shard, library):
+def graph_functions(shard, library):
     """{kind name: its graph function} for an optimizer whose layout is ``shard`` (None: not sharded).
     The sliced kinds get their own collective ops, built here once per optimizer."""
-    steps = {"delta": delta_on_device, "host": applied_on_host, "master": master_on_device,
-             "master_host": master_on_host}
+    functions = {"delta": delta_on_device, "host": applied_on_host, "master": master_on_device,
+                 "master_host": master_on_host}
     if shard is not None:
-        steps.update(_sliced_graph_steps(shard, ops.AllGather(), _put_op(library)))
-    return steps
+        functions.update(_sliced_graph_functions(shard, ops.AllGather(), _put_op(library)))
+    return functions
 
 
 def _put_op(library):
@@ -236,14 +236,14 @@ def host_op(kind, param, library, cls_name, guard, *, use_nesterov, use_locking,
     return op
 
 
-take_step = C.MultitypeFuncGraph("mindspore_offload_take_step")
+update_parameter = C.MultitypeFuncGraph("mindspore_offload_update_parameter")
 
 
-@take_step.register("Tuple", "Tensor", "Tensor", "Function", "Function", "Tensor", "Tensor", "Tensor", "Tensor",
-                    "Tensor")
-def _(hyper, lr, weight_decay, graph_step, host_op, gradient, param, moment1, moment2, master):
+@update_parameter.register("Tuple", "Tensor", "Tensor", "Function", "Function", "Tensor", "Tensor", "Tensor",
+                           "Tensor", "Tensor")
+def _(hyper, lr, weight_decay, graph_function, host_op, gradient, param, moment1, moment2, master):
     """One parameter's update: its kind's graph function with its host op."""
-    return graph_step(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master)
+    return graph_function(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master)
 
 
 scale_unless_master = C.MultitypeFuncGraph("mindspore_offload_scale_unless_master")

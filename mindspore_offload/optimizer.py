@@ -276,10 +276,10 @@ class AdamOffload(Optimizer):
         guard = _contiguous.CompileGuard(written, len(self._parameters))
         # Everything the step writes, its counters and masters included (see __call__).
         self._storage = _contiguous.StorageWatch(self.get_parameters())
-        # Parallel to the parameters: parameter i is updated by graph_steps[i] through host_ops[i].
+        # Parallel to the parameters: parameter i is updated by graph_functions[i] through host_ops[i].
         library = kernel.library_path()
-        steps = _steps.graph_steps(self.shard, library)
-        self.graph_steps = tuple(steps[kind] for kind in self.step_kinds)
+        functions = _steps.graph_functions(self.shard, library)
+        self.graph_functions = tuple(functions[kind] for kind in self.step_kinds)
         self.host_ops = tuple(_steps.host_op(kind, param, library, name, guard, use_nesterov=use_nesterov,
                                              use_locking=use_locking, decay=decay, unscale=self.need_scale)
                               for kind, param, decay in zip(kinds, self._parameters, decay_on_host))
@@ -325,7 +325,7 @@ class AdamOffload(Optimizer):
         hyper = (beta1_power, beta2_power, self.beta1, self.beta2, self.eps, self.reciprocal_scale)
         lrs = lr if self.is_group_lr else (lr,) * self.param_length
         # map_reverse issues the parameters last to first, the order nn.AdamOffload uses.
-        return self.map_reverse(F.partial(_steps.take_step, hyper), lrs, weight_decay, self.graph_steps,
+        return self.map_reverse(F.partial(_steps.update_parameter, hyper), lrs, weight_decay, self.graph_functions,
                                 self.host_ops, gradients, self._parameters, self.moment1, self.moment2, self.masters)
 
     def master_names(self):
