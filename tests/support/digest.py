@@ -1,8 +1,9 @@
 """A sha256 of everything the compiled kernel computes, to show that a change to csrc/ keeps the bits.
 
-Run from the repository root after building in place (or with the package installed):
+Run it with the package importable, e.g. from the repository root after an in-place build:
 
-    python tests/support/digest.py
+    MINDSPORE_OFFLOAD_BENCH=1 python setup.py build_ext --inplace
+    PYTHONPATH=. python tests/support/digest.py
 
 It prints one line per entry point, level and thread count, each the sha256 of the entry's return codes
 and of every output and state array after 3 steps over the sizes 1, 7, 8, 9, 33, 4099 and 2^17 + 5 (all
@@ -40,13 +41,18 @@ HALVES = ["float16", "bfloat16"]
 
 def load(name):
     """mindspore_offload.<name> from the package's folder, without importing the package."""
-    folder = importlib.util.find_spec("mindspore_offload").submodule_search_locations[0]
+    spec = importlib.util.find_spec("mindspore_offload")
+    if spec is None:
+        raise SystemExit("mindspore_offload is not importable: run with PYTHONPATH=<the repository root> "
+                         "after an in-place build, or install the package.")
+    folder = spec.submodule_search_locations[0]
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         path = os.path.join(folder, name + suffix)
         if os.path.exists(path):
             loader = importlib.machinery.ExtensionFileLoader("mindspore_offload." + name, path)
             module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
             loader.exec_module(module)
+            module.__file__ = path
             return module, ctypes.CDLL(path)
     raise SystemExit(f"mindspore_offload/{name}*.so is not built: run "
                      "MINDSPORE_OFFLOAD_BENCH=1 python setup.py build_ext --inplace first.")
@@ -310,6 +316,7 @@ def abi(lib, h):
 def main():
     c, c_lib = load("_C")
     bench, bench_lib = load("_bench")
+    print("# digest of", c.__file__, "and", bench.__file__)  # not part of the total
     tunings = {"plain": dict(grain=64, stream_min=NEVER, prefetch_min=NEVER),
                "stream": dict(grain=64, stream_min=0, prefetch_min=0)}
     runs = [("C", c, c_lib, None)] + [("lab-" + k, bench, bench_lib, t) for k, t in tunings.items()]
