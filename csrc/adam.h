@@ -4,6 +4,8 @@
 
 #include <cstddef>
 
+#include "pass.h"
+
 namespace mso {
 
 // The hyper-parameters of one step, as ops.AdamNoUpdateParam takes them.
@@ -29,7 +31,7 @@ struct AdamCoeffs {
   std::size_t prefetch_min;  // a chunk at least this long prefetches its streams ahead (tuning.h)
 };
 
-// What a kernel does with the step it computes, in `out`:
+// What a chunk kernel does with the delta it computes, in `out`:
 //   kStore:  out = delta
 //   kStream: out = delta, with non-temporal stores (only worth it far past the cache)
 //   kApply:  out += delta (out is the parameter itself, updated in the same pass; the addition
@@ -39,41 +41,21 @@ enum class Output { kStore, kStream, kApply };
 // How far ahead (floats) a chunk past prefetch_min prefetches g, m, v (and the parameter when applying).
 constexpr std::size_t kPrefetchAhead = 1024;  // 4 KiB
 
-// One level's kernel: updates m and v in place over [0, n) and writes or applies the step.
-using AdamKernel = void (*)(float* m, float* v, const float* grad, float* out, std::size_t n,
-                            const AdamCoeffs& k, bool nesterov, Output output);
-
-// The levels. Each is the one body in adam_body.h, compiled for its instruction set inside its own
-// namespace (adam_avx512.cpp, adam_avx2.cpp, adam_scalar.cpp), so no two levels share a symbol.
-namespace avx512 {
-void adam_step(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& k,
-               bool nesterov, Output output);
-}
-namespace avx2 {
-void adam_step(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& k,
-               bool nesterov, Output output);
-}
-namespace scalar {
-void adam_step(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& k,
-               bool nesterov, Output output);
-}
+// One level's chunk kernel (the dispatch table's adam column, adam_body.h): updates m and v in place
+// over [0, n) and writes or applies the delta.
+using AdamChunk = void (*)(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& k,
+                           bool nesterov, Output output);
 
 AdamCoeffs adam_coeffs(const AdamHyper& h);
 
-// MindSpore's scalar rounding for the last (n mod 8) elements of a whole tensor (adam_leftover.cpp);
-// adam_run calls it at every level, so the levels still agree with each other bit for bit.
-constexpr std::size_t kMindSporeVectorWidth = 8;
+// An AdamChunk with MindSpore's scalar rounding, for a tensor's leftovers (adam_leftover.cpp): every
+// level's pass ends with it, so the levels still agree with each other bit for bit. kStream stores plainly.
 void adam_leftover(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& k,
-                   bool nesterov, bool apply);
+                   bool nesterov, Output output);
 
-// `leftover_from` for a whole tensor: its last n mod 8 elements get MindSpore's scalar rounding.
-constexpr std::size_t kWholeTensor = ~std::size_t{0};
-
-// The whole step: coefficients, level, threads, optional lock on this state. Writes the delta to
-// `out`, or with apply=true adds it to `out` (the parameter). Elements from `leftover_from` on (at most
-// n) are rounded as MindSpore rounds a tensor's leftovers; a slice of a tensor passes where the whole
-// tensor's leftovers fall in it (n: none), so slices give the whole tensor's bits.
-// The caller has checked the sizes, the aliasing and that beta1_power != 1.
+// One step's pass over n elements (pass.h): coefficients, level, threads, optional lock on this state.
+// Writes the delta to `out`, or with apply=true adds it to `out` (the parameter). `leftover_from` as
+// run_pass's. The caller has checked the sizes, the aliasing and that beta1_power != 1.
 void adam_run(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamHyper& h,
               bool use_locking, bool apply = false, std::size_t leftover_from = kWholeTensor);
 

@@ -1,13 +1,13 @@
-// AVX2 + FMA level: the body of adam_body.h on 8 floats a register; the head and the tail use
-// AVX's masked loads and stores (a lane mask in a vector register).
+// AVX2 + FMA level: the kernels of level_body.h on 8 floats a register; the head and the tail use
+// AVX's masked loads and stores (a lane mask in a vector register). Registered for CPUs with AVX2, FMA
+// and F16C.
 #include <immintrin.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 
-#include "adam.h"
-#include "adam_master.h"
+#include "dispatch.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
@@ -32,6 +32,7 @@ struct Vec {
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   }
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
   static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
   static reg div(reg a, reg b) { return _mm256_div_ps(a, b); }
   static reg sqrt(reg a) { return _mm256_sqrt_ps(a); }
@@ -81,8 +82,21 @@ struct Vec {
 }  // namespace mso
 
 #define MSO_LEVEL avx2
-#include "adam_body.h"
-#include "adam_master_body.h"
+#include "level_body.h"
 #undef MSO_LEVEL
 
 #pragma GCC pop_options
+
+namespace mso::avx2 {
+namespace {
+
+bool cpu_has_avx2() {  // compiled for the baseline, like the registration: both run on every CPU
+  __builtin_cpu_init();
+  // F16C for the float16 master pass; every AVX2 CPU made has it.
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+}
+
+}  // namespace
+}  // namespace mso::avx2
+
+MSO_REGISTER_LEVEL(avx2, 1, cpu_has_avx2)

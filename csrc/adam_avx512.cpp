@@ -1,13 +1,12 @@
-// AVX-512 level: the body of adam_body.h on 16 floats a register, with mask registers for the head
-// and the tail.
+// AVX-512 level: the kernels of level_body.h on 16 floats a register, with mask registers for the
+// head and the tail; registered for CPUs with AVX512F.
 #include <immintrin.h>
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 
-#include "adam.h"
-#include "adam_master.h"
+#include "dispatch.h"
 
 #pragma GCC push_options
 #pragma GCC target("avx512f")
@@ -35,6 +34,7 @@ struct Vec {
   static void fence() { _mm_sfence(); }
   static mask first(std::size_t count) { return static_cast<mask>((1u << count) - 1); }
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
   static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
   static reg div(reg a, reg b) { return _mm512_div_ps(a, b); }
   static reg sqrt(reg a) { return _mm512_sqrt_ps(a); }
@@ -84,9 +84,21 @@ struct Vec {
 }  // namespace mso
 
 #define MSO_LEVEL avx512
-#include "adam_body.h"
-#include "adam_master_body.h"
+#include "level_body.h"
 #undef MSO_LEVEL
 
 #pragma GCC diagnostic pop
 #pragma GCC pop_options
+
+namespace mso::avx512 {
+namespace {
+
+bool cpu_has_avx512() {  // compiled for the baseline, like the registration: both run on every CPU
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
+}
+
+}  // namespace
+}  // namespace mso::avx512
+
+MSO_REGISTER_LEVEL(avx512, 2, cpu_has_avx512)

@@ -1,14 +1,14 @@
 // The Adam loop body, written once for every instruction-set level.
 //
 // Deliberately no include guard: each level's file (adam_avx512.cpp, adam_avx2.cpp, adam_scalar.cpp)
-// includes it once, after raising its target and defining its vector wrapper `Vec` in namespace
-// mso::MSO_LEVEL, so everything below is compiled for that level and lives in that namespace.
-// The including file includes every header first: nothing is included from inside a target region,
-// where a shared inline function would be compiled for one level and could be picked for another.
+// includes it once, through level_body.h, after raising its target and defining its vector wrapper
+// `Vec` in namespace mso::MSO_LEVEL, so everything below is compiled for that level and lives in that
+// namespace. The including file includes every header first: nothing is included from inside a target
+// region, where a shared inline function would be compiled for one level and could be picked for another.
 //
 // Vec provides, for `kWidth` floats at a time: reg, mask, set1, load/store (unaligned), masked
 // load (zero-filled) and store, first(count) (the mask of lanes [0, count)), stream + fence, add, mul,
-// div, sqrt, fma(a, b, c) = a * b + c rounded once, and prefetch. A level without a vector unit is
+// div, sqrt, fma(a, b, c) = a * b + c rounded once, and prefetch (the lab's probe adds sub). A level without a vector unit is
 // the same body with kWidth = 1, so every level computes the same formula in the same order.
 #ifndef MSO_LEVEL
 #error "define MSO_LEVEL (the level's namespace) and its Vec before including adam_body.h"
@@ -24,23 +24,23 @@ struct Consts {
   Reg beta1, beta2, c1, c2, neg_lr, eps;
 };
 
-// One Adam update of m and v, and the step, rounded exactly as MindSpore's AdamNoUpdateParam rounds
+// One Adam update of m and v, and the delta, rounded exactly as MindSpore's AdamNoUpdateParam rounds
 // its vector body: m and v each by one fused multiply-add, lr_t * m before the division.
 template <bool kNesterov>
-inline Reg step(const Consts& k, Reg g, Reg& m, Reg& v) {
+inline Reg update(const Consts& k, Reg g, Reg& m, Reg& v) {
   m = Vec::fma(m, k.beta1, Vec::mul(k.c1, g));
   v = Vec::fma(v, k.beta2, Vec::mul(Vec::mul(k.c2, g), g));
   const Reg num = kNesterov ? Vec::fma(m, k.beta1, Vec::mul(k.c1, g)) : m;
   return Vec::div(Vec::mul(k.neg_lr, num), Vec::add(Vec::sqrt(v), k.eps));
 }
 
-// The alignment head and the tail: the same step on the lanes of `lanes` only, so there is no scalar
+// The alignment head and the tail: the same update on the lanes of `lanes` only, so there is no scalar
 // remainder with its own rounding.
 template <bool kNesterov, Output kOut>
 inline void partial(const Consts& k, float* m, float* v, const float* g, float* out, Vec::mask lanes) {
   Reg mv = Vec::load(m, lanes);
   Reg vv = Vec::load(v, lanes);
-  Reg dv = step<kNesterov>(k, Vec::load(g, lanes), mv, vv);
+  Reg dv = update<kNesterov>(k, Vec::load(g, lanes), mv, vv);
   if (kOut == Output::kApply) dv = Vec::add(Vec::load(out, lanes), dv);
   Vec::store(m, mv, lanes);
   Vec::store(v, vv, lanes);
@@ -63,7 +63,7 @@ inline void prefetch_block(const float* m, const float* v, const float* g, const
 
 // kCount whole registers of every stream: all loads first, then the arithmetic, then the stores
 // stream by stream, so the loads of a block are in flight together while the divide/sqrt unit
-// works. Each element still goes through step() alone: the order only changes when memory is touched.
+// works. Each element still goes through update() alone: the order only changes when memory is touched.
 template <bool kNesterov, Output kOut, std::size_t kCount = kBlock>
 inline void block(const Consts& k, float* m, float* v, const float* g, float* out) {
   constexpr std::size_t w = Vec::kWidth;
@@ -75,7 +75,7 @@ inline void block(const Consts& k, float* m, float* v, const float* g, float* ou
     for (std::size_t b = 0; b < kCount; ++b) os[b] = Vec::load(out + b * w);
   }
   for (std::size_t b = 0; b < kCount; ++b) {
-    const Reg dv = step<kNesterov>(k, gs[b], ms[b], vs[b]);
+    const Reg dv = update<kNesterov>(k, gs[b], ms[b], vs[b]);
     os[b] = kOut == Output::kApply ? Vec::add(os[b], dv) : dv;
   }
   for (std::size_t b = 0; b < kCount; ++b) Vec::store(m + b * w, ms[b]);
@@ -124,8 +124,9 @@ void run_output(float* m, float* v, const float* g, float* out, std::size_t n, c
 
 }  // namespace
 
-void adam_step(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& c,
-               bool nesterov, Output output) {
+// This level's AdamChunk (adam.h).
+void adam_chunk(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& c,
+                bool nesterov, Output output) {
   const Consts k{Vec::set1(c.beta1),           Vec::set1(c.beta2),  Vec::set1(c.one_minus_beta1),
                  Vec::set1(c.one_minus_beta2), Vec::set1(c.neg_lr), Vec::set1(c.eps)};
   const bool far = n >= c.prefetch_min;

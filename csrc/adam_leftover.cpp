@@ -20,7 +20,8 @@
 namespace mso {
 
 void adam_leftover(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamCoeffs& k,
-                   bool nesterov, bool apply) {
+                   bool nesterov, Output output) {
+  const bool apply = output == Output::kApply;
   for (std::size_t i = 0; i < n; ++i) {
     const float g = grad[i];
     const float mi = std::fma(k.one_minus_beta1, g, k.beta1 * m[i]);

@@ -1,6 +1,6 @@
 // 16-bit parameters with float32 master weights: one host pass reads the 16-bit gradient and the
 // float32 master, m and v, and writes all three and the new 16-bit parameter (rounded to nearest even
-// from the master). The update of m, v and the step are adam.h's, bit for bit.
+// from the master). The update of m, v and the delta are adam.h's, bit for bit.
 //
 // The pass also reads the 16-bit parameter as it is now. Where its bits differ from the master rounded,
 // the parameter was written since the last pass (a checkpoint loaded, set_data, an assign in the
@@ -27,33 +27,15 @@ struct GradPrep {
   bool unscale;
 };
 
+// One level's chunk kernel (the dispatch table's master column, adam_master_body.h) over [0, n).
 // `param` is the 16-bit parameter as it is now (it may be `out`), or null to skip the check above.
-using MasterKernel = void (*)(float* master, float* m, float* v, const std::uint16_t* grad,
-                              const std::uint16_t* param, std::uint16_t* out, std::size_t n, const AdamCoeffs& k,
-                              const GradPrep& p, bool nesterov, Half half);
+using MasterChunk = void (*)(float* master, float* m, float* v, const std::uint16_t* grad,
+                             const std::uint16_t* param, std::uint16_t* out, std::size_t n, const AdamCoeffs& k,
+                             const GradPrep& p, bool nesterov, Half half);
 
-// Each level's instance of adam_master_body.h.
-namespace avx512 {
-void adam_master_step(float* master, float* m, float* v, const std::uint16_t* grad, const std::uint16_t* param,
-                      std::uint16_t* out, std::size_t n, const AdamCoeffs& k, const GradPrep& p, bool nesterov,
-                      Half half);
-}
-namespace avx2 {
-void adam_master_step(float* master, float* m, float* v, const std::uint16_t* grad, const std::uint16_t* param,
-                      std::uint16_t* out, std::size_t n, const AdamCoeffs& k, const GradPrep& p, bool nesterov,
-                      Half half);
-}
-namespace scalar {
-void adam_master_step(float* master, float* m, float* v, const std::uint16_t* grad, const std::uint16_t* param,
-                      std::uint16_t* out, std::size_t n, const AdamCoeffs& k, const GradPrep& p, bool nesterov,
-                      Half half);
-}
-
-// The whole pass over n elements at the active level, split over the pool's threads. The caller has
-// checked sizes, aliasing and beta1_power != 1. `out` may be the 16-bit parameter itself; `param` (or
-// null) as MasterKernel's.
-// `leftover_from` as adam_run's: a slice of a tensor passes where the whole tensor's last n mod 8
-// elements fall in it, so the slices give the whole tensor's bits (shard_state=True).
+// One step's pass over n elements (pass.h) at the active level. The caller has checked sizes, aliasing
+// and beta1_power != 1. `out` may be the 16-bit parameter itself; `param` (or null) as MasterChunk's;
+// `leftover_from` as run_pass's (shard_state=True's slices give the whole tensor's bits).
 void adam_master_run(float* master, float* m, float* v, const std::uint16_t* grad, const std::uint16_t* param,
                      std::uint16_t* out, std::size_t n, const AdamHyper& h, const GradPrep& p, Half half, bool use_locking,
                      std::size_t leftover_from = kWholeTensor);

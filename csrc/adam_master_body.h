@@ -1,11 +1,10 @@
-// The 16-bit-parameter pass, written once for every level on top of adam_body.h's step.
-//
-// Included by each level's file right after adam_body.h, in the same namespace (no include guard, as
-// adam_body.h). Besides adam_body.h's operations, Vec provides full-register 16-bit loads and stores:
-// load_f16/store_f16 and load_bf16/store_bf16 (widening exactly; narrowing to nearest even, with the
-// bits of half.h at every level), round_f16/round_bf16 (the same rounding, widened back in registers)
-// and where_same(a, b, x, y): x in the lanes where a and b have the same bits, y elsewhere. The tail goes through a zero-filled stack copy of the 16-bit lanes,
-// since x86 has no masked 16-bit load below AVX512BW.
+// The master pass (16-bit parameters, float32 master weights), written once for every level on top of
+// adam_body.h's update; included by level_body.h right after it, in the same namespace (no include guard).
+// Vec adds full-register 16-bit loads and stores, load_f16/store_f16 and load_bf16/store_bf16 (widening
+// exactly; narrowing to nearest even, with half.h's bits at every level), round_f16/round_bf16 (the same
+// rounding, widened back in registers) and where_same(a, b, x, y): x in the lanes where a and b have the
+// same bits, y elsewhere. The tail goes through a zero-filled stack copy of the 16-bit lanes, since x86
+// has no masked 16-bit load below AVX512BW.
 #ifndef MSO_LEVEL
 #error "define MSO_LEVEL and its Vec, and include adam_body.h, before including adam_master_body.h"
 #endif
@@ -38,13 +37,13 @@ struct Prep {
   bool far;  // the chunk is long enough to prefetch ahead (AdamCoeffs::prefetch_min)
 };
 
-// g as the float32 path sees it after decay_weight and scale_grad, then Adam, then master += step
+// g as the float32 path sees it after decay_weight and scale_grad, then Adam, then master += delta
 // rounded as assign_add would.
 template <bool kNesterov, bool kDecay, bool kUnscale>
-inline void master_step(const Consts& k, const Prep& p, Reg g, Reg& w, Reg& m, Reg& v) {
+inline void master_update(const Consts& k, const Prep& p, Reg g, Reg& w, Reg& m, Reg& v) {
   if (kDecay) g = Vec::add(Vec::mul(w, p.weight_decay), g);
   if (kUnscale) g = Vec::mul(g, p.grad_scale);
-  w = Vec::add(w, step<kNesterov>(k, g, m, v));
+  w = Vec::add(w, update<kNesterov>(k, g, m, v));
 }
 
 // kCount whole registers of every stream, all loads before any store, as adam_body.h's block(): the
@@ -62,7 +61,7 @@ inline void master_block(const Consts& k, const Prep& p, float* w, float* m, flo
   }
   for (std::size_t b = 0; b < kCount; ++b) ms[b] = Vec::load(m + b * width);
   for (std::size_t b = 0; b < kCount; ++b) vs[b] = Vec::load(v + b * width);
-  for (std::size_t b = 0; b < kCount; ++b) master_step<kNesterov, kDecay, kUnscale>(k, p, gs[b], ws[b], ms[b], vs[b]);
+  for (std::size_t b = 0; b < kCount; ++b) master_update<kNesterov, kDecay, kUnscale>(k, p, gs[b], ws[b], ms[b], vs[b]);
   for (std::size_t b = 0; b < kCount; ++b) Vec::store(w + b * width, ws[b]);
   for (std::size_t b = 0; b < kCount; ++b) Vec::store(m + b * width, ms[b]);
   for (std::size_t b = 0; b < kCount; ++b) Vec::store(v + b * width, vs[b]);
@@ -105,7 +104,7 @@ void run_master(float* w, float* m, float* v, const std::uint16_t* g, const std:
     }
     Reg mv = Vec::load(m + i, lanes);
     Reg vv = Vec::load(v + i, lanes);
-    master_step<kNesterov, kDecay, kUnscale>(k, p, Narrow<kHalf>::load(g16), wv, mv, vv);
+    master_update<kNesterov, kDecay, kUnscale>(k, p, Narrow<kHalf>::load(g16), wv, mv, vv);
     Vec::store(w + i, wv, lanes);
     Vec::store(m + i, mv, lanes);
     Vec::store(v + i, vv, lanes);
@@ -136,9 +135,10 @@ void run_master_half(float* w, float* m, float* v, const std::uint16_t* g, const
 
 }  // namespace
 
-void adam_master_step(float* master, float* m, float* v, const std::uint16_t* grad, const std::uint16_t* param,
-                      std::uint16_t* out, std::size_t n, const AdamCoeffs& c, const GradPrep& gp, bool nesterov,
-                      Half half) {
+// This level's MasterChunk (adam_master.h).
+void master_chunk(float* master, float* m, float* v, const std::uint16_t* grad, const std::uint16_t* param,
+                  std::uint16_t* out, std::size_t n, const AdamCoeffs& c, const GradPrep& gp, bool nesterov,
+                  Half half) {
   const Consts k{Vec::set1(c.beta1),           Vec::set1(c.beta2),  Vec::set1(c.one_minus_beta1),
                  Vec::set1(c.one_minus_beta2), Vec::set1(c.neg_lr), Vec::set1(c.eps)};
   const Prep p{Vec::set1(gp.weight_decay), Vec::set1(gp.grad_scale), n >= c.prefetch_min};

@@ -1,13 +1,12 @@
-// Portable level: the body of adam_body.h one float at a time. std::fma, sqrt and division are
-// correctly rounded, like their vector instructions, so this level gives the vector levels' bits
-// (at the x86-64 baseline std::fma is a library call, which is why this level is slow).
+// Portable level: the kernels of level_body.h one float at a time, on every CPU. std::fma, sqrt and
+// division are correctly rounded, like their vector instructions, so this level gives the vector levels'
+// bits (at the x86-64 baseline std::fma is a library call, which is why this level is slow).
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 
-#include "adam.h"
-#include "adam_master.h"
+#include "dispatch.h"
 #include "half.h"
 
 namespace mso {
@@ -20,9 +19,13 @@ struct Vec {
   static constexpr std::size_t kWidth = 1;  // no head and no tail: every element is a whole register
 
   static reg set1(float x) { return x; }
-  static reg load(const float* p) { return *p; }
+  static reg load(const float* p) {  // memcpy: the lab's probe reads 16-bit streams through float*
+    reg x;
+    std::memcpy(&x, p, sizeof x);
+    return x;
+  }
   static reg load(const float* p, mask k) { return k ? *p : 0.0f; }
-  static void store(float* p, reg x) { *p = x; }
+  static void store(float* p, reg x) { std::memcpy(p, &x, sizeof x); }
   static void store(float* p, reg x, mask k) {
     if (k) *p = x;
   }
@@ -30,6 +33,7 @@ struct Vec {
   static void fence() {}
   static mask first(std::size_t count) { return count > 0; }
   static reg add(reg a, reg b) { return a + b; }
+  static reg sub(reg a, reg b) { return a - b; }
   static reg mul(reg a, reg b) { return a * b; }
   static reg div(reg a, reg b) { return a / b; }
   static reg sqrt(reg a) { return std::sqrt(a); }
@@ -51,6 +55,15 @@ struct Vec {
 }  // namespace mso
 
 #define MSO_LEVEL scalar
-#include "adam_body.h"
-#include "adam_master_body.h"
+#include "level_body.h"
 #undef MSO_LEVEL
+
+namespace mso::scalar {
+namespace {
+
+bool every_cpu() { return true; }
+
+}  // namespace
+}  // namespace mso::scalar
+
+MSO_REGISTER_LEVEL(scalar, 0, every_cpu)

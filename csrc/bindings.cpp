@@ -138,19 +138,21 @@ void adam_master_step(py::array master, py::array m, py::array v, py::array grad
 
 std::vector<std::string> available_isas() {
   std::vector<std::string> names;
-  for (mso::Isa isa : mso::available_isas()) names.emplace_back(mso::isa_name(isa));
+  for (const mso::Level* level : mso::available_levels()) names.emplace_back(level->name);
   return names;
 }
 
 void set_isa(const std::string& name) {
-  mso::Isa isa;
-  if (!mso::isa_from_name(name, &isa)) {
-    throw py::value_error("The 'isa' must be one of 'avx512', 'avx2', 'scalar', but got '" + name + "'.");
+  const mso::Level* level = mso::find_level(name);
+  if (level == nullptr) {
+    std::string known;
+    for (const mso::Level* row : mso::registered_levels()) known += std::string(known.empty() ? "'" : ", '") + row->name + "'";
+    throw py::value_error("The 'isa' must be one of " + known + ", but got '" + name + "'.");
   }
-  if (!mso::isa_supported(isa)) {
+  if (!level->supported()) {
     throw py::value_error("The 'isa' '" + name + "' is not supported by this CPU; choose one of available_isas().");
   }
-  mso::set_active_isa(isa);
+  mso::set_active_level(*level);
 }
 
 }  // namespace
@@ -174,7 +176,7 @@ PYBIND11_MODULE(_C, mod) {
           py::arg("beta2_power"), py::arg("nesterov"), py::arg("half"), py::arg("weight_decay"), py::arg("decay"),
           py::arg("grad_scale"), py::arg("unscale"), py::arg("use_locking") = false);
   mod.def("available_isas", &available_isas);
-  mod.def("active_isa", [] { return std::string(mso::isa_name(mso::active_isa())); });
+  mod.def("active_isa", [] { return std::string(mso::active_level().name); });
   mod.def("set_isa", &set_isa, py::arg("name"));
   // The size thresholds in force (derived from this CPU's caches, or the environment's overrides).
   mod.def("thresholds", [] {

@@ -1,78 +1,68 @@
+// The table's rows and the active level. The CPU checks live with the rows, in each level's file.
 #include "dispatch.h"
 
 #include <atomic>
+#include <cstdlib>
 
 namespace mso {
 namespace {
 
-bool cpu_has_avx2() {
-  __builtin_cpu_init();
-  // F16C for the float16 master pass; every AVX2 CPU made has it.
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-}
+// Filled at load (static initialisation of the level files), best first; read-only from then on. A
+// plain array: rows never move once a level is chosen, and nothing is freed at exit.
+constexpr std::size_t kMaxLevels = 8;  // more than any CPU family has
 
-bool cpu_has_avx512() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f");
+struct Table {
+  Level rows[kMaxLevels];
+  std::size_t count = 0;
+};
+
+Table& table() {
+  static Table t;
+  return t;
 }
 
 // The best level this CPU runs; MINDSPORE_OFFLOAD_ISA is read in Python (mindspore_offload/_env.py, the one
-// place every variable is read), which forces a level through set_active_isa.
-struct State {
-  std::atomic<int> active{static_cast<int>(available_isas().front())};
-};
-
-State& state() {
-  static State s;
-  return s;
+// place every variable is read), which forces a level through set_active_level.
+std::atomic<const Level*>& active() {
+  static std::atomic<const Level*> level{available_levels().front()};
+  return level;
 }
 
 }  // namespace
 
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::kAvx512: return "avx512";
-    case Isa::kAvx2: return "avx2";
-    default: return "scalar";
-  }
+void register_level(const Level& level) {
+  Table& t = table();
+  if (t.count == kMaxLevels) std::abort();  // a build with more levels than kMaxLevels: raise it
+  std::size_t at = t.count++;
+  for (; at > 0 && t.rows[at - 1].priority < level.priority; --at) t.rows[at] = t.rows[at - 1];
+  t.rows[at] = level;
 }
 
-bool isa_from_name(const std::string& name, Isa* out) {
-  for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kScalar}) {
-    if (name == isa_name(isa)) {
-      *out = isa;
-      return true;
-    }
+const Level* find_level(const std::string& name) {
+  const Table& t = table();
+  for (std::size_t i = 0; i < t.count; ++i) {
+    if (name == t.rows[i].name) return &t.rows[i];
   }
-  return false;
+  return nullptr;
 }
 
-bool isa_supported(Isa isa) {
-  switch (isa) {
-    case Isa::kAvx512: return cpu_has_avx512();
-    case Isa::kAvx2: return cpu_has_avx2();
-    default: return true;
-  }
+std::vector<const Level*> registered_levels() {
+  const Table& t = table();
+  std::vector<const Level*> out;
+  for (std::size_t i = 0; i < t.count; ++i) out.push_back(&t.rows[i]);
+  return out;
 }
 
-std::vector<Isa> available_isas() {
-  std::vector<Isa> out;
-  for (Isa isa : {Isa::kAvx512, Isa::kAvx2, Isa::kScalar}) {
-    if (isa_supported(isa)) out.push_back(isa);
+std::vector<const Level*> available_levels() {
+  std::vector<const Level*> out;
+  for (const Level* level : registered_levels()) {
+    if (level->supported()) out.push_back(level);
   }
   return out;
 }
 
-Isa active_isa() { return static_cast<Isa>(state().active.load(std::memory_order_relaxed)); }
+const Level& active_level() { return *active().load(std::memory_order_relaxed); }
 
-void set_active_isa(Isa isa) { state().active.store(static_cast<int>(isa)); }
-
-AdamKernel kernel_for(Isa isa) {
-  switch (isa) {
-    case Isa::kAvx512: return avx512::adam_step;
-    case Isa::kAvx2: return avx2::adam_step;
-    default: return scalar::adam_step;
-  }
-}
+void set_active_level(const Level& level) { active().store(&level); }
 
 }  // namespace mso

@@ -2,7 +2,8 @@
 // exact vsqrtps + vdivps that every element needs (we match MindSpore's bits, so no rsqrt/rcp
 // approximations), next to the AVX-512 kernel itself on 4096 elements that stay in L1/L2.
 //
-//   g++ -O3 -ffp-contract=off -fno-math-errno -Icsrc benchmarks/tuning/sqrt_div_bound.cpp csrc/adam_avx512.cpp -o /tmp/sdb
+//   g++ -O3 -ffp-contract=off -fno-math-errno -Icsrc benchmarks/tuning/sqrt_div_bound.cpp
+//       csrc/adam_avx512.cpp csrc/dispatch.cpp -o /tmp/sdb
 //   /tmp/sdb
 //
 // Needs an AVX-512 CPU (the functions carry their own target; no -march=native).
@@ -12,7 +13,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "adam.h"
+#include "dispatch.h"
 
 // GCC 12 warns inside its own intrinsics (the undefined pass-through lanes), as in csrc/adam_avx512.cpp.
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -45,6 +46,7 @@ int main() {
   const std::size_t n = 4096;
   std::vector<float> m(n, 0.01f), v(n, 1e-4f), g(n, 0.02f), d(n);
   const mso::AdamCoeffs k{0.9f, 0.999f, 0.1f, 0.001f, -1e-3f, 1e-8f, ~std::size_t{0}};  // in cache: no prefetch
+  const mso::AdamChunk adam_chunk = mso::find_level("avx512")->kernels.adam;
   for (int rep = 0; rep < 5; ++rep) {
     const int iters = 2000000;
     auto t = clock::now();
@@ -54,8 +56,8 @@ int main() {
     std::printf("sqrt+div alone: %.2f G elements/s/core   ", iters * 8.0 * 16 / s / 1e9);
     const int calls = 200000;
     t = clock::now();
-    for (int i = 0; i < calls; ++i) mso::avx512::adam_step(m.data(), v.data(), g.data(), d.data(), n, k, false, mso::Output::kStore);
+    for (int i = 0; i < calls; ++i) adam_chunk(m.data(), v.data(), g.data(), d.data(), n, k, false, mso::Output::kStore);
     s = std::chrono::duration<double>(clock::now() - t).count();
-    std::printf("avx512::adam_step, 4096 in cache: %.2f G elements/s/core\n", calls * double(n) / s / 1e9);
+    std::printf("avx512 adam_chunk, 4096 in cache: %.2f G elements/s/core\n", calls * double(n) / s / 1e9);
   }
 }

@@ -19,6 +19,14 @@ namespace {
 
 using Array = py::array_t<float, py::array::c_style>;
 
+const Level& runnable_level(const std::string& name) {
+  const Level* level = find_level(name);
+  if (level == nullptr || !level->supported()) {
+    throw py::value_error("The 'isa' must be one this CPU has (available_isas()), but got '" + name + "'.");
+  }
+  return *level;
+}
+
 void probe(const std::string& pattern, const std::string& isa_name, bool stream, Array m, Array v, Array g,
            Array out) {
   Pattern p;
@@ -30,10 +38,7 @@ void probe(const std::string& pattern, const std::string& isa_name, bool stream,
     throw py::value_error("The 'pattern' must be 'delta' (24 bytes an element) or 'apply' (28), but got '" +
                           pattern + "'.");
   }
-  Isa isa;
-  if (!isa_from_name(isa_name, &isa) || !isa_supported(isa)) {
-    throw py::value_error("The 'isa' must be one this CPU has (available_isas()), but got '" + isa_name + "'.");
-  }
+  const Level& level = runnable_level(isa_name);
   const auto n = m.size();
   if (v.size() != n || g.size() != n || out.size() != n) {
     throw py::value_error("m, v, grad and out must have the same number of elements.");
@@ -43,16 +48,13 @@ void probe(const std::string& pattern, const std::string& isa_name, bool stream,
   const float* gp = g.data();
   float* op = out.mutable_data();
   py::gil_scoped_release release;
-  bandwidth_probe(p, isa, stream, mp, vp, gp, op, static_cast<std::size_t>(n));
+  bandwidth_probe(p, level, stream, mp, vp, gp, op, static_cast<std::size_t>(n));
 }
 
 using Half16 = py::array_t<std::uint16_t, py::array::c_style>;
 
-void probe_mixed(const std::string& isa_name, Array m, Array v, Half16 g, Array p, Half16 out) {
-  Isa isa;
-  if (!isa_from_name(isa_name, &isa) || !isa_supported(isa)) {
-    throw py::value_error("The 'isa' must be one this CPU has (available_isas()), but got '" + isa_name + "'.");
-  }
+void probe_master(const std::string& isa_name, Array m, Array v, Half16 g, Array p, Half16 out) {
+  const Level& level = runnable_level(isa_name);
   const auto n = m.size();
   if (v.size() != n || g.size() != n || p.size() != n || out.size() != n) {
     throw py::value_error("m, v, grad, param and out must have the same number of elements.");
@@ -63,7 +65,7 @@ void probe_mixed(const std::string& isa_name, Array m, Array v, Half16 g, Array 
   float* pp = p.mutable_data();
   std::uint16_t* op = out.mutable_data();
   py::gil_scoped_release release;
-  bandwidth_probe_mixed(isa, mp, vp, gp, pp, op, static_cast<std::size_t>(n));
+  bandwidth_probe_master(level, mp, vp, gp, pp, op, static_cast<std::size_t>(n));
 }
 
 }  // namespace
@@ -74,7 +76,7 @@ void define(py::module_& mod) {
           "The kernel's access pattern with almost no arithmetic: pattern 'delta' reads grad, m, v and "
           "writes m, v, out (stream: out with non-temporal stores); 'apply' reads out (the parameter), "
           "grad, m, v and writes out, m, v.");
-  mod.def("bandwidth_probe_mixed", &probe_mixed, py::arg("isa"), py::arg("m"), py::arg("v"), py::arg("grad16"),
+  mod.def("bandwidth_probe_mixed", &probe_master, py::arg("isa"), py::arg("m"), py::arg("v"), py::arg("grad16"),
           py::arg("param"), py::arg("out16"),
           "The 16-bit-parameter pass's pattern with almost no arithmetic: reads grad16 (uint16), param, m, "
           "v and writes param, m, v and out16 (uint16); fill grad16 with float16 ones (0x3C00) so no lane "

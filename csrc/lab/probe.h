@@ -14,15 +14,15 @@ namespace lab {
 //   kApply: read p, g, m, v; write p, m, v (28 bytes an element), all plain stores, as the kernel does
 enum class Pattern { kDelta, kApply };
 
-// out is d for kDelta and p for kApply. isa picks the vector width (the caller checked the CPU has it);
-// stream is only meaningful for kDelta. Threaded like the kernel (parallel_for, the same grain).
-void bandwidth_probe(Pattern pattern, Isa isa, bool stream, float* m, float* v, const float* g, float* out,
+// out is d for kDelta and p for kApply, at `level`'s vector width (the caller checked the CPU runs it);
+// stream is only meaningful for kDelta. Split over threads by the kernel's driver (pass.h), at its grain.
+void bandwidth_probe(Pattern pattern, const Level& level, bool stream, float* m, float* v, const float* g, float* out,
                      std::size_t n);
 
-// The 16-bit-parameter pass's pattern (28 bytes an element in five streams, two of them 16-bit): reads
-// g, p, m, v and writes p, m, v, out.
-void bandwidth_probe_mixed(Isa isa, float* m, float* v, const std::uint16_t* g, float* p, std::uint16_t* out,
-                           std::size_t n);
+// The master pass's pattern (28 bytes an element in five streams, two of them 16-bit): reads g, p, m, v
+// and writes p, m, v, out.
+void bandwidth_probe_master(const Level& level, float* m, float* v, const std::uint16_t* g, float* p,
+                            std::uint16_t* out, std::size_t n);
 
 }  // namespace lab
 }  // namespace mso
