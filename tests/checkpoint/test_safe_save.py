@@ -1,6 +1,6 @@
 """mindspore_offload.save_checkpoint: MindSpore's file, but a killed or failed save never loses the old one.
 
-The fault-injection run (tests/ckpt_kill_saver.py) SIGKILLs savers at points spread over a timed save and
+The fault-injection run (tests/workers/ckpt_kill_saver.py) SIGKILLs savers at points spread over a timed save and
 loads what is left after each kill. MindSpore 2.10's own save_checkpoint deletes the old file before
 writing the new one; it is run the same way for the record (its losses are printed and stored with
 record_property, not failed on).
@@ -24,8 +24,8 @@ from mindspore import Tensor, nn  # noqa: E402
 import mindspore_offload  # noqa: E402
 from mindspore_offload import save_checkpoint  # noqa: E402
 from mindspore_offload.safe_save import remove_stale_temporaries  # noqa: E402
+from support.paths import WORKERS  # noqa: E402
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 KILL_MEGABYTES, KILLS = 16, 12
 
 
@@ -53,7 +53,7 @@ def kill_results(tmp_path_factory):
     env = dict(os.environ)
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(mindspore_offload.__file__)))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, os.path.join(HERE, "ckpt_kill_saver.py"), str(folder),
+    proc = subprocess.run([sys.executable, str(WORKERS / "ckpt_kill_saver.py"), str(folder),
                            str(KILL_MEGABYTES), str(KILLS)], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = {}

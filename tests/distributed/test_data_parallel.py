@@ -1,5 +1,5 @@
 """Data parallel training with msrun on the CPU: two workers, gradients averaged (DATA_PARALLEL), ours and
-nn.AdamOffload from the same start on the same data (tests/dp_worker.py does the training).
+nn.AdamOffload from the same start on the same data (tests/workers/dp_worker.py does the training).
 
 Every rank sees different data, so the ranks end with the same parameters only if the gradients were
 all-reduced; and ours must end where nn.AdamOffload does.
@@ -10,7 +10,7 @@ import pytest
 
 pytest.importorskip("mindspore")
 
-from msrun_launch import launch, logs  # noqa: E402
+from support.msrun_launch import launch, logs  # noqa: E402
 
 WORKERS = 2
 STEPS = 5

@@ -1,5 +1,5 @@
 """A rank SIGKILLed under msrun: the job ends with a clear message, and a restart from the latest
-checkpoints continues bit for bit where an uninterrupted run goes (tests/kill_worker.py trains).
+checkpoints continues bit for bit where an uninterrupted run goes (tests/workers/kill_worker.py trains).
 
 What msrun (MindSpore 2.10, --join=True, CPU) does when a worker dies, measured here: it polls its
 workers once a second, logs "Worker process <pid> exit with exception. Error code: -9.", SIGKILLs the
@@ -16,8 +16,8 @@ import pytest
 
 pytest.importorskip("mindspore")
 
-import msrun_launch  # noqa: E402
-from msrun_launch import logs, msrun_env  # noqa: E402
+from support import msrun_launch  # noqa: E402
+from support.msrun_launch import logs, msrun_env  # noqa: E402
 
 WORKERS, STEPS, KILL_AFTER = 2, 8, 4
 NODE_TIMEOUT = 5  # seconds; the scheduler's heartbeat timeout, which bounds the teardown

@@ -1,6 +1,6 @@
 """AdamOffload(shard_state=True): each data-parallel rank keeps 1/N of the moments, with the same results.
 
-Two msrun launches on the CPU (tests/shard_worker.py trains): two ranks (parity in GRAPH_MODE and
+Two msrun launches on the CPU (tests/workers/shard_worker.py trains): two ranks (parity in GRAPH_MODE and
 PyNative, checkpoints half-way, resumes across layouts, nn.AdamOffload loading a merged checkpoint) and
 three ranks (parity, and resuming the two-rank checkpoints). Every comparison is bit for bit: the kernel
 is element-wise, so slicing must not change a single bit. Sharded moments are compared after joining
@@ -23,7 +23,7 @@ from mindspore import Parameter, Tensor, nn  # noqa: E402
 
 from mindspore_offload import AdamOffload, _sharding, load_param_into_net_checked  # noqa: E402
 from mindspore_offload import checkpoint as mso_checkpoint  # noqa: E402
-from msrun_launch import launch_ok  # noqa: E402
+from support.msrun_launch import launch_ok  # noqa: E402
 
 # The worker's net: parameter sizes 231, 33, 1023, 31, 93, 3, 1.
 SIZES = {"fc1.weight": 231, "fc1.bias": 33, "fc2.weight": 1023, "fc2.bias": 31, "fc3.weight": 93, "fc3.bias": 3,

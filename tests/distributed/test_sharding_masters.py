@@ -1,6 +1,6 @@
 """float16/bfloat16 parameters under msrun (DATA_PARALLEL on the CPU), unsharded and with shard_state=True.
 
-Two msrun launches (tests/shard16_worker.py trains): two ranks (a float16 network through TrainOneStepCell
+Two msrun launches (tests/workers/shard16_worker.py trains): two ranks (a float16 network through TrainOneStepCell
 and a "fed" set of bfloat16, float16 and float32 parameters, in GRAPH_MODE and PyNative, checkpoints
 half-way and resumes across layouts) and three ranks (the fed set). Every comparison is bit for bit:
 - sharded equals unsharded, every parameter, master and moment, on every rank;
@@ -20,10 +20,10 @@ from mindspore.common.np_dtype import bfloat16  # noqa: E402
 
 from mindspore_offload import AdamOffload, _sharding  # noqa: E402
 from mindspore_offload import checkpoint as mso_checkpoint  # noqa: E402
-import shard16_worker as worker  # noqa: E402
-from msrun_launch import launch_ok  # noqa: E402
+from support import sharded_masters as shared  # noqa: E402
+from support.msrun_launch import launch_ok  # noqa: E402
 
-FIRST_GROUP = ("net.fc1.weight", "net.fc1.bias", "a16", "f32")  # worker.optimizer_for's first group
+FIRST_GROUP = ("net.fc1.weight", "net.fc1.bias", "a16", "f32")  # shared.optimizer_for's first group
 
 
 def _launch(workers, out):
@@ -61,7 +61,7 @@ def _whole(out, case, ranks):
     values = [_load(out, case, rank) for rank in range(ranks)]
     for rank, value in enumerate(values):
         if _sharding.LAYOUT_NAME in value:
-            assert value[_sharding.LAYOUT_NAME].tolist() == [rank, ranks, worker.SHARD_MIN_SIZE], (case, rank)
+            assert value[_sharding.LAYOUT_NAME].tolist() == [rank, ranks, shared.SHARD_MIN_SIZE], (case, rank)
     for name, value in values[0].items():
         if not name.startswith(("moment", "master")) and name != _sharding.LAYOUT_NAME:
             for rank, other in enumerate(values[1:], 1):
@@ -78,7 +78,7 @@ def _assert_same_bits(expected, got, what):
 
 
 def _sizes(net):
-    cell = worker.Loss(worker.Net16()) if net == "net" else worker.Holder()
+    cell = shared.Loss(shared.Net16()) if net == "net" else shared.Holder()
     return {p.name: (p.dtype, int(p.size)) for p in cell.trainable_params()}
 
 
@@ -86,13 +86,13 @@ def _assert_slices(out, case, ranks, net):
     for rank in range(ranks):
         state = _split(_load(out, case, rank))[0]
         for name, (dtype, size) in _sizes(net).items():
-            sliced = _sharding.is_sharded(size, ranks, worker.SHARD_MIN_SIZE)
+            sliced = _sharding.is_sharded(size, ranks, shared.SHARD_MIN_SIZE)
             prefixes = ("moment1.", "moment2.") + (("master.",) if dtype != ms.float32 else ())
             for prefix in prefixes:
                 want = (_sharding.slice_length(size, ranks),) if sliced else state[name].shape
                 assert state[prefix + name].shape == want, (case, prefix + name)
-            assert sliced == (size >= worker.SHARD_MIN_SIZE)
-    assert any(size < worker.SHARD_MIN_SIZE and dtype != ms.float32 for dtype, size in _sizes(net).values())
+            assert sliced == (size >= shared.SHARD_MIN_SIZE)
+    assert any(size < shared.SHARD_MIN_SIZE and dtype != ms.float32 for dtype, size in _sizes(net).values())
 
 
 CASES = [("graph", "net"), ("graph", "fed"), ("pynative", "net"), ("pynative", "fed")]
@@ -111,7 +111,7 @@ def test_two_ranks_sharded_equals_unsharded(two, mode, net):
     _assert_slices(two, _case(mode, net, "shard"), 2, net)
     for step in plain_grads:
         _assert_same_bits(plain_grads[step], shard_grads[step], f"step {step}'s gradients")
-    assert int(plain["global_step"][0]) == worker.STEPS
+    assert int(plain["global_step"][0]) == shared.STEPS
     assert any(name.startswith("master.") for name in plain)
 
 
@@ -138,19 +138,19 @@ def _as_tensor(bits, dtype):
 def _replay(net, grads, nesterov, float32_everywhere=False, write_at=None):
     """The worker's optimizer on the worker's starting values, stand-alone, fed the averaged gradients
     (widened to float32 on float32 parameters with ``float32_everywhere``); with ``write_at``, every
-    parameter is written before that step as worker.overwrite writes it. Returns its state."""
-    source = worker.Loss(worker.Net16()) if net == "net" else worker.Holder()
+    parameter is written before that step as shared.overwrite writes it. Returns its state."""
+    source = shared.Loss(shared.Net16()) if net == "net" else shared.Holder()
     params = []
     for p in source.trainable_params():
         value = p.asnumpy()
         params.append(Parameter(Tensor(value.astype(np.float32) if float32_everywhere else value), name=p.name))
-    optimizer = worker.optimizer_for(params, [p for p in params if p.name in FIRST_GROUP], net, False, nesterov)
+    optimizer = shared.optimizer_for(params, [p for p in params if p.name in FIRST_GROUP], net, False, nesterov)
     for step in sorted(grads):
         if step == write_at:
-            worker.overwrite(params, float32_everywhere)
+            shared.overwrite(params, float32_everywhere)
         optimizer(tuple(_as_tensor(grads[step][p.name], ms.float32 if float32_everywhere else source_dtype)
                         for p, source_dtype in zip(params, [q.dtype for q in source.trainable_params()])))
-    return {p.name: worker.raw(p) for p in list(params) + list(optimizer.get_parameters())}
+    return {p.name: shared.raw(p) for p in list(params) + list(optimizer.get_parameters())}
 
 
 def _widened(bits, dtype):
@@ -196,8 +196,8 @@ def test_the_gradient_reducer_averages_16_bit_gradients_in_float32(two):
     # and the fed run's averaged gradients are exactly that, every step
     _, grads = _whole(two, "fed_plain", 2)
     for step, by_name in grads.items():
-        local = [worker.fed_gradients(rank, step) for rank in range(2)]
-        for name, (dtype, _) in worker.FED.items():
+        local = [shared.fed_gradients(rank, step) for rank in range(2)]
+        for name, (dtype, _) in shared.FED.items():
             kind = np.float32 if dtype == "float32" else np.float16 if dtype == "float16" else bfloat16
             mean = (local[0][name].astype(kind).astype(np.float32) + local[1][name].astype(kind).astype(np.float32))
             want = (mean * np.float32(0.5)).astype(kind)
@@ -233,7 +233,7 @@ def test_the_merge_command_joins_master_slices_into_the_unsharded_checkpoint(two
     assert got.keys() == plain.keys() and sum(name.startswith("master.") for name in plain) >= 5
     for name in plain:
         assert got[name].dtype == plain[name].dtype, name
-        assert worker.raw(got[name]).tobytes() == worker.raw(plain[name]).tobytes(), name
+        assert shared.raw(got[name]).tobytes() == shared.raw(plain[name]).tobytes(), name
 
 
 @pytest.mark.slow
@@ -305,11 +305,11 @@ def test_a_write_after_construction_is_kept_sharded_or_not(two, case, monkeypatc
         return
     monkeypatch.chdir(tmp_path)
     ms.set_context(mode=ms.GRAPH_MODE)
-    replayed = _replay("fed", grads, False, write_at=worker.HALF)
+    replayed = _replay("fed", grads, False, write_at=shared.HALF)
     for name, value in replayed.items():
         assert plain[name].tobytes() == value.tobytes(), f"'{name}' differs from the replay"
     float32 = _replay("fed", {s: {k: _widened(g, _sizes("fed")[k][0]) for k, g in step.items()}
-                              for s, step in grads.items()}, False, float32_everywhere=True, write_at=worker.HALF)
+                              for s, step in grads.items()}, False, float32_everywhere=True, write_at=shared.HALF)
     for name, (dtype, _) in _sizes("fed").items():
         if dtype != ms.float32:
             assert plain["master." + name].tobytes() == float32[name].tobytes(), f"master.{name}"

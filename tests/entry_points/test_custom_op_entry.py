@@ -1,29 +1,12 @@
 """The aot entry points, called the way MindSpore's CPU backend calls them, through ctypes."""
-import ctypes
-
 import numpy as np
 import pytest
 
 from mindspore_offload import kernel
-from reference import adam_reference, assert_step_close
+from support.entry_points import call
+from support.reference import adam_reference, assert_step_close
 
-LIB = ctypes.CDLL(kernel.library_path())
 ENTRIES = ["AdamOffloadStep", "AdamOffloadStepNesterov", "AdamOffloadStepLocked", "AdamOffloadStepNesterovLocked"]
-
-
-def call(entry, arrays, dtypes=None):
-    """arrays: the 10 numpy arrays (9 inputs, then the output), as MindSpore would pass them."""
-    fn = getattr(LIB, entry)
-    fn.restype = ctypes.c_int
-    n = len(arrays)
-    params = (ctypes.c_void_p * n)(*[a.ctypes.data for a in arrays])
-    ndims = (ctypes.c_int * n)(*[a.ndim for a in arrays])
-    shape_arrays = [np.array(a.shape, dtype=np.int64) for a in arrays]
-    shapes = (ctypes.POINTER(ctypes.c_int64) * n)(
-        *[s.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)) for s in shape_arrays])
-    names = dtypes or [str(a.dtype) for a in arrays]
-    c_dtypes = (ctypes.c_char_p * n)(*[d.encode() for d in names])
-    return fn(n, params, ndims, shapes, c_dtypes, None, None)
 
 
 def make(n, t=3, nesterov=False):

@@ -8,8 +8,7 @@ import pytest
 from mindspore.common.np_dtype import bfloat16
 
 from mindspore_offload import _sharding
-from test_custom_op_entry import call
-from test_mixed_entry import inputs
+from support.entry_points import call, inputs
 
 HYPER = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, beta1_power=np.float32(0.9**3),
              beta2_power=np.float32(0.999**3))

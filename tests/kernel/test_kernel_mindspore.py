@@ -1,13 +1,13 @@
 """Our kernel against MindSpore's own ops.AdamNoUpdateParam on the same inputs (while MindSpore has it).
 
-Bit-for-bit tests of the leftover elements: tests/test_leftover_mindspore.py."""
+Bit-for-bit tests of the leftover elements: tests/kernel/test_leftover_mindspore.py."""
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from mindspore_adam import UNSPLIT_LAUNCHES, adam_no_update_param, bits
+from support.mindspore_adam import UNSPLIT_LAUNCHES, adam_no_update_param, bits
 from mindspore_offload import kernel
 
 ms = pytest.importorskip("mindspore")

@@ -64,8 +64,9 @@ def test_probe_moves_every_element_at_every_level(n, isa, stream, pattern):
 
 @pytest.mark.parametrize("isa", kernel.available_isas())
 @pytest.mark.parametrize("n", SIZES)
-def test_mixed_probe_moves_every_element_at_every_level(n, isa):
-    """The 16-bit pattern's probe must read and write all five streams over every element."""
+def test_master_probe_moves_every_element_at_every_level(n, isa):
+    """The probe of the master pass's pattern (the lab's bandwidth_probe_mixed) must read and write all
+    five streams over every element."""
     saved = bench.get_tuning()
     bench.set_tuning(64, saved["stream_min"])
     try:

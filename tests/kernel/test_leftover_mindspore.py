@@ -3,13 +3,13 @@
 MindSpore rounds the last n mod 8 elements of a tensor it runs as one thread task with scalar code of
 its own (csrc/adam_leftover.cpp says how); we do the same at every level and thread count, so these
 tensors match in every bit. Where MindSpore splits a tensor across thread tasks, its task edges add
-leftovers we cannot know of: tests/test_kernel_mindspore.py bounds those.
+leftovers we cannot know of: tests/kernel/test_kernel_mindspore.py bounds those.
 """
 import numpy as np
 import pytest
 
 from mindspore_offload import kernel
-from mindspore_adam import adam_no_update_param, bits
+from support.mindspore_adam import adam_no_update_param, bits
 
 ms = pytest.importorskip("mindspore")
 if not hasattr(ms.ops, "AdamNoUpdateParam"):

@@ -7,7 +7,7 @@ import mindspore as ms
 from mindspore import nn
 
 from mindspore_offload import AdamOffload, load_float32_checkpoint, load_param_into_net_checked
-from test_mixed_optimizer import LAYOUT, CASES, Holder, as_tensor, bits, gradient_sequence, initial_values, rne
+from support.masters import CASES, LAYOUT, Holder, as_tensor, bits, gradient_sequence, initial_values, rne
 
 CASE = CASES["nesterov+decay+scale"]
 

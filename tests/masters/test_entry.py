@@ -3,10 +3,7 @@ import numpy as np
 import pytest
 
 from mindspore_offload import kernel
-from test_custom_op_entry import call
-
-SUFFIXES = ["", "Nesterov", "Locked", "NesterovLocked"]
-PREPS = {"": (None, None), "Decay": (0.02, None), "Unscale": (None, 0.25), "DecayUnscale": (0.02, 0.25)}
+from support.entry_points import PREPS, SUFFIXES, call, inputs, written
 
 
 def make(n, t=3):
@@ -17,21 +14,6 @@ def make(n, t=3):
     g = rng.standard_normal(n).astype(np.float16)
     return w, m, v, g, dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, beta1_power=np.float32(0.9**t),
                             beta2_power=np.float32(0.999**t))
-
-
-def inputs(param, w, m, v, g, hyper, wd, scale):
-    """The thirteen inputs every AdamOffloadMaster* entry shares, in the order it takes them."""
-    s = lambda x, shape=(): np.full(shape, x, dtype=np.float32)  # noqa: E731
-    return [param, w, m, v, s(hyper["beta1_power"], (1,)), s(hyper["beta2_power"], (1,)), s(hyper["lr"]),
-            s(hyper["beta1"]), s(hyper["beta2"]), s(hyper["eps"]), s(wd or 0.0), s(scale or 1.0), g]
-
-
-def written(w, dtype, every=3):
-    """The 16-bit parameter as the master rounded, with every third element overwritten since (a
-    load or set_data): those elements' masters restart from it."""
-    param = w.astype(dtype)
-    param[::every] = (w[::every] * 2.0 + 1.0).astype(dtype)
-    return param
 
 
 @pytest.mark.parametrize("prep", PREPS)

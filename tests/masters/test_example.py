@@ -6,7 +6,7 @@ import mindspore as ms
 from mindspore import Tensor, amp, nn
 
 from mindspore_offload import AdamOffload
-from test_example import lenet5
+from support.examples import lenet5
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,7 @@ import pytest
 from mindspore.common.np_dtype import bfloat16
 
 from mindspore_offload import kernel
-from reference import adam_reference, assert_step_close
+from support.reference import adam_reference, assert_step_close
 
 SIZES = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1000, 4099, (1 << 20) + 5]
 HALVES = {"float16": np.float16, "bfloat16": bfloat16}

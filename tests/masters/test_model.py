@@ -31,7 +31,7 @@ import mindspore.dataset as ds
 from mindspore import Parameter, ParameterTuple, Tensor, amp, nn, ops
 
 from mindspore_offload import AdamOffload
-from test_mixed_optimizer import rne
+from support.masters import rne
 
 MODES = pytest.mark.parametrize("mode", [ms.GRAPH_MODE, ms.PYNATIVE_MODE], ids=["graph", "pynative"])
 SIXTEEN = pytest.mark.parametrize("dtype", [ms.float16, ms.bfloat16], ids=["float16", "bfloat16"])

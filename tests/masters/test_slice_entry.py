@@ -7,8 +7,7 @@ import pytest
 from mindspore.common.np_dtype import bfloat16
 
 from mindspore_offload import _sharding, kernel
-from test_custom_op_entry import call
-from test_mixed_entry import PREPS, SUFFIXES, inputs, written
+from support.entry_points import PREPS, SUFFIXES, call, inputs, written
 
 HALVES = {"float16": np.float16, "bfloat16": bfloat16}
 

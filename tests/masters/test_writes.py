@@ -9,7 +9,7 @@ do. Each way of writing, in both modes, on the host-apply path and on the device
 its parameters, the 16-bit parameters its parameters rounded, the moments its moments.
 
 The written values differ from the parameter's value in every element: an element rewritten with the
-value it already had is no write the pass can see, and keeps its master (test_mixed_kernel.py).
+value it already had is no write the pass can see, and keeps its master (tests/masters/test_kernel.py).
 """
 import numpy as np
 import pytest
@@ -18,7 +18,7 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
 from mindspore_offload import AdamOffload
-from test_mixed_optimizer import Holder, as_tensor, bits, gradient_sequence, initial_values, rne
+from support.masters import Holder, as_tensor, bits, gradient_sequence, initial_values, rne
 
 MODES = pytest.mark.parametrize("mode", [ms.GRAPH_MODE, ms.PYNATIVE_MODE], ids=["graph", "pynative"])
 LAYOUT = {"w16": (ms.float16, (7, 5)), "wbf": (ms.bfloat16, (33,)), "w32": (ms.float32, (17,)),
@@ -83,22 +83,22 @@ def _typed(value, dtype):
 
 def check_writes_land(way, layout, tmp_path, nesterov=True, weight_decay=0.01, loss_scale=4.0):
     values = initial_values(layout=layout)
-    reference, mixed = Holder(values, True), Holder(values, False)
+    reference, net16 = Holder(values, True), Holder(values, False)
     kwargs = dict(learning_rate=0.01, use_nesterov=nesterov, weight_decay=weight_decay, loss_scale=loss_scale)
-    opt32, opt16 = AdamOffload(reference.params, **kwargs), AdamOffload(mixed.params, **kwargs)
+    opt32, opt16 = AdamOffload(reference.params, **kwargs), AdamOffload(net16.params, **kwargs)
     steps = gradient_sequence(layout=layout)
     for t, step in enumerate(steps[:BEFORE + AFTER]):
         if t == BEFORE:
-            new = written_values(mixed, layout)
-            write(way, mixed, new, layout, False, tmp_path)
+            new = written_values(net16, layout)
+            write(way, net16, new, layout, False, tmp_path)
             write(way, reference, new, layout, True, tmp_path)
-            for param in mixed.params:  # the write landed before the step
+            for param in net16.params:  # the write landed before the step
                 np.testing.assert_array_equal(bits(param), rne(new[param.name], param.dtype)
                                               if param.dtype != ms.float32 else new[param.name].view(np.uint32))
         opt32(tuple(as_tensor(k, step[k], True) for k in layout))
         opt16(tuple(as_tensor(k, step[k], False) for k in layout))
     masters = {p.name[len("master."):]: p for p in opt16.get_parameters() if p.name.startswith("master.")}
-    for p32, p16 in zip(reference.params, mixed.params):
+    for p32, p16 in zip(reference.params, net16.params):
         want = p32.asnumpy()
         if p16.dtype == ms.float32:
             np.testing.assert_array_equal(bits(p16), want.view(np.uint32), err_msg=p16.name)

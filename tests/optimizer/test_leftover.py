@@ -10,7 +10,7 @@ import pytest
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn
 
-from mindspore_adam import UNSPLIT_LAUNCHES, bits, unused_shape
+from support.mindspore_adam import UNSPLIT_LAUNCHES, bits, unused_shape
 from mindspore_offload import AdamOffload
 
 if not hasattr(nn, "AdamOffload"):

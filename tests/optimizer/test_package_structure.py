@@ -1,9 +1,10 @@
 """The package's shape: no module imports another in a circle, and no function rebinds a module global
 (state belongs to the object that owns it). Read from the source, so it needs nothing built."""
 import ast
-import pathlib
 
-PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "mindspore_offload"
+from support.paths import ROOT
+
+PACKAGE = ROOT / "mindspore_offload"
 
 
 def modules():

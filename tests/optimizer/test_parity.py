@@ -4,7 +4,7 @@ Parity: the same LeNet5 (with BatchNorm) trained for 20 steps from the same weig
 batches, once with each optimizer; every parameter of the train cell (network, moments, powers,
 step) must agree to 1e-5 relative. From step 6 MindSpore tries splitting each tensor over its
 threads, and rounds the leftover elements at those task edges a little differently from ours, so
-the runs differ by float32 roundings, not bits (tests/test_leftover_optimizer.py has the bit-for-bit
+the runs differ by float32 roundings, not bits (tests/optimizer/test_leftover.py has the bit-for-bit
 cases); nets.LeNet5BN is built so that training does not amplify those past 1e-6.
 """
 import functools
@@ -21,8 +21,9 @@ import mindspore.dataset as ds
 from mindspore import Parameter, Tensor, nn, ops
 from mindspore.amp import FixedLossScaleManager
 
-import nets
 from mindspore_offload import AdamOffload
+from support import nets
+from support.paths import ROOT
 
 if not hasattr(nn, "AdamOffload"):
     pytest.skip("this MindSpore no longer ships nn.AdamOffload", allow_module_level=True)
@@ -306,8 +307,7 @@ print(json.dumps({"removed": removed, "losses": losses, "relative_error": err,
 def test_works_after_mindspore_drops_adam_offload(tmp_path):
     script = tmp_path / "without_adam_offload.py"
     script.write_text(WITHOUT_MINDSPORE_ADAM_OFFLOAD)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -10,8 +10,9 @@ from glob import glob
 import pytest
 
 from mindspore_offload import _env
+from support import paths
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = str(paths.ROOT)
 ISA_ALLOWED = "must be one of 'avx512', 'avx2', 'scalar'"
 SWITCH_ALLOWED = "must be one of '0', '1'"
 

@@ -1,10 +1,8 @@
 """Tests of examples/lenet5.py: the digits path, the MNIST reader, checkpoints."""
-import importlib.util
 import re
 import struct
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,20 +10,7 @@ import pytest
 import mindspore as ms
 import mindspore.dataset as ds
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLE = ROOT / "examples" / "lenet5.py"
-
-
-def _load_example():
-    spec = importlib.util.spec_from_file_location("lenet5", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    # GRAPH_MODE compiles LeNet5.construct by finding its module by name.
-    sys.modules["lenet5"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-lenet5 = _load_example()
+from support.examples import EXAMPLE, lenet5
 
 
 @pytest.fixture(autouse=True)

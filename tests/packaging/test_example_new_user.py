@@ -33,8 +33,8 @@ import pytest
 from packaging.requirements import Requirement
 
 import mindspore_offload
+from support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "lenet5.py"
 
 

@@ -14,7 +14,9 @@ from importlib import metadata
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from support import paths
+
+ROOT = str(paths.ROOT)
 
 SMOKE = textwrap.dedent("""
     import os, sys
@@ -35,7 +37,7 @@ SMOKE = textwrap.dedent("""
     delta = kernel.adam_delta(m, v, g, lr=lr, beta1=b1, beta2=b2, eps=eps, beta1_power=b1**t, beta2_power=b2**t)
 
     # float64 reference; each float32 result may be off by a few roundings of the terms it sums
-    # (tests/reference.py has the full reference, which this installed copy cannot import).
+    # (tests/support/reference.py has the full reference, which this installed copy cannot import).
     f = lambda x: np.float64(np.float32(x))
     b1, b2, lr, eps, b1p, b2p = map(f, (b1, b2, lr, eps, b1**t, b2**t))
     m_terms = np.abs(b1 * m0) + np.abs((1 - b1) * g)

@@ -1,7 +1,7 @@
-"""Launching a worker script under msrun from the tests (one place for the command, environment and logs).
+"""Launching a worker script of tests/workers under msrun (one place for the command, environment and logs).
 
 msrun and the workers' Python come from the environment running pytest; the workers import this
-checkout's mindspore_offload.
+checkout's mindspore_offload, and the helpers in tests/support as `support.<module>`.
 """
 import glob
 import os
@@ -13,8 +13,7 @@ import sys
 import pytest
 
 import mindspore_offload
-
-HERE = os.path.dirname(os.path.abspath(__file__))
+from support.paths import TESTS, WORKERS
 
 
 def free_port():
@@ -28,7 +27,7 @@ def msrun_env():
     venv_bin = os.path.dirname(sys.executable)  # msrun and the workers' python come from this environment
     env["PATH"] = venv_bin + os.pathsep + env.get("PATH", "")
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(mindspore_offload.__file__)))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, str(TESTS), env.get("PYTHONPATH")]))
     return env
 
 
@@ -42,7 +41,7 @@ def logs(log_dir):
 
 
 def launch(script, args, workers, out, timeout, env=None, log_dir=None, missing=pytest.skip):
-    """Runs tests/<script> on `workers` local msrun workers in `out`; returns (process, log folder).
+    """Runs tests/workers/<script> on `workers` local msrun workers in `out`; returns (process, log folder).
 
     A missing msrun calls `missing` (skip, or fail where msrun must be there); running past `timeout`
     seconds fails the test with the workers' logs."""
@@ -52,7 +51,7 @@ def launch(script, args, workers, out, timeout, env=None, log_dir=None, missing=
         missing(f"msrun is not installed next to {sys.executable}")
     log_dir = log_dir or out / "logs"
     command = [msrun, f"--worker_num={workers}", f"--local_worker_num={workers}", f"--master_port={free_port()}",
-               "--join=True", f"--log_dir={log_dir}", os.path.join(HERE, script), *map(str, args)]
+               "--join=True", f"--log_dir={log_dir}", str(WORKERS / script), *map(str, args)]
     try:
         proc = subprocess.run(command, cwd=out, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -1,6 +1,6 @@
-"""Kills checkpoint saves part-way and reports what each kill left behind (for tests/test_safe_save.py).
+"""Kills checkpoint saves part-way and reports what each kill left behind (for tests/checkpoint/test_safe_save.py).
 
-Usage: python tests/ckpt_kill_saver.py DIR MEGABYTES KILLS
+Usage: python tests/workers/ckpt_kill_saver.py DIR MEGABYTES KILLS
 
 For each saver ('ours' = mindspore_offload.save_checkpoint, 'mindspore' = mindspore.save_checkpoint):
 first a complete save is timed; then, KILLS times, a good 'old' checkpoint is put in place, a forked

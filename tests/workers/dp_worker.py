@@ -1,11 +1,11 @@
-"""One data-parallel worker for tests/test_data_parallel.py, started by msrun on the CPU.
+"""One data-parallel worker for tests/distributed/test_data_parallel.py, started by msrun on the CPU.
 
 Trains the same small Dense net (same initial weights on every rank) on rank-dependent data, once with
 mindspore_offload.AdamOffload and once with nn.AdamOffload (when this MindSpore has it), with the
 gradients averaged over the ranks (DATA_PARALLEL, gradients_mean=True). Each writes its parameters and
 optimizer state to OUT/<optimizer>_rank<r>.npz.
 
-Usage: msrun --worker_num=2 --local_worker_num=2 ... tests/dp_worker.py OUT [STEPS]
+Usage: msrun --worker_num=2 --local_worker_num=2 ... tests/workers/dp_worker.py OUT [STEPS]
 """
 import os
 import sys

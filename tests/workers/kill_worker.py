@@ -1,7 +1,7 @@
-"""One msrun worker for tests/test_killed_rank.py: data-parallel training that loses a rank, then resumes.
+"""One msrun worker for tests/distributed/test_killed_rank.py: data-parallel training that loses a rank, then resumes.
 
-    msrun ... tests/kill_worker.py OUT first  STEPS KILL_AFTER
-    msrun ... tests/kill_worker.py OUT resume STEPS
+    msrun ... tests/workers/kill_worker.py OUT first  STEPS KILL_AFTER
+    msrun ... tests/workers/kill_worker.py OUT resume STEPS
 
 'first': trains STEPS steps uninterrupted and writes OUT/reference_rank<r>.npz; then trains again from
 the same start with LatestCheckpoint saving every step, and rank 1 SIGKILLs itself as step KILL_AFTER + 1

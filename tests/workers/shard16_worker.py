@@ -1,7 +1,7 @@
-"""One msrun worker for tests/test_sharding16.py: AdamOffload with float16/bfloat16 parameters under
+"""One msrun worker for tests/distributed/test_sharding_masters.py: AdamOffload with float16/bfloat16 parameters under
 DATA_PARALLEL, unsharded and with shard_state=True, on the CPU.
 
-Usage: msrun --worker_num=N ... tests/shard16_worker.py OUT
+Usage: msrun --worker_num=N ... tests/workers/shard16_worker.py OUT
 
 Two nets. "net": a float16 network MindSpore's CPU backend computes, trained through TrainOneStepCell's
 own gradient reducer. "fed": bfloat16, float16 and float32 parameters whose per-rank gradients are made
@@ -17,68 +17,16 @@ import sys
 import numpy as np
 
 import mindspore as ms
-from mindspore import Parameter, Tensor, nn, ops
-from mindspore.common.np_dtype import bfloat16
+from mindspore import Parameter, Tensor, nn
 from mindspore.communication import get_group_size, get_rank, init
 from mindspore.nn.wrap.grad_reducer import DistributedGradReducer
 from mindspore.ops import functional as F
 
-from mindspore_offload import AdamOffload
 from mindspore_offload.checkpoint import (load_float32_checkpoint, load_param_into_net_checked,
                                           merge_sharded_checkpoints)
-from shard_worker import Run
-
-STEPS = 6
-HALF = 3
-SHARD_MIN_SIZE = 4  # the whole-path parameters below: tilt (2), scale (1), d16 (3), g32 (3)
-DTYPES = {"float16": ms.float16, "bfloat16": ms.bfloat16, "float32": ms.float32}
-# The fed net: name -> (dtype, shape). Sizes with no leftover (1000), leftovers inside the last slice
-# (1003, 77, 70) and leftovers across two or three slices (7).
-FED = {"a16": ("bfloat16", (40, 25)), "b16": ("bfloat16", (1003,)), "c16": ("bfloat16", (7,)),
-       "d16": ("bfloat16", (3,)), "e16": ("float16", (77,)), "f32": ("float32", (70,)), "g32": ("float32", (3,))}
-
-
-def raw(value):
-    """A tensor's value as NumPy, 16-bit types as their uint16 bits (np.savez cannot store bfloat16)."""
-    a = value.asnumpy() if hasattr(value, "asnumpy") else np.asarray(value)
-    return a.view(np.uint16) if a.dtype.itemsize == 2 else a.copy()
-
-
-def from_raw(a, dtype):
-    """The inverse of raw(): a Tensor of ``dtype`` (a name in DTYPES)."""
-    if dtype == "float32":
-        return Tensor(a.astype(np.float32))
-    return Tensor(a.view(np.float16 if dtype == "float16" else bfloat16))
-
-
-class Net16(nn.Cell):
-    """float16 parameters of 231, 33, 1023, 31, 217, 7 (sliced), 2 and 1 (whole) elements."""
-
-    def __init__(self):
-        super().__init__()
-        self.fc1 = nn.Dense(7, 33)
-        self.fc2 = nn.Dense(33, 31)
-        self.fc3 = nn.Dense(31, 7)
-        self.scale = Parameter(Tensor(np.ones(1, np.float32)), name="scale")
-        self.tilt = Parameter(Tensor(np.ones(2, np.float32)), name="tilt")
-        self.tanh = nn.Tanh()
-        rng = np.random.default_rng(0)
-        for param in self.trainable_params():
-            param.set_dtype(ms.float16)
-            param.set_data(Tensor((0.3 * rng.standard_normal(param.shape)).astype(np.float16)))
-
-    def construct(self, x):
-        h = self.tanh(self.fc2(self.tanh(self.fc1(x))))
-        return ops.concat((self.fc3(h) * self.scale, h[:, :2] * self.tilt), axis=1)
-
-
-class Loss(nn.Cell):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def construct(self, x, y):
-        return ops.reduce_mean(ops.square(self.net(x).astype(ms.float32) - y))
+from support.rank_files import RankFiles
+from support.sharded_masters import (DTYPES, FED, HALF, SHARD_MIN_SIZE, STEPS, Holder, Loss, Net16, fed_gradients,
+                                     optimizer_for, overwrite, raw)
 
 
 class StepReturningGradients(nn.TrainOneStepCell):
@@ -89,18 +37,6 @@ class StepReturningGradients(nn.TrainOneStepCell):
         sens = F.fill(loss.dtype, loss.shape, self.sens)
         grads = self.grad_reducer(self.grad(self.network, self.weights)(*inputs, sens))
         return F.depend(grads, self.optimizer(grads))
-
-
-class Holder(nn.Cell):
-    def __init__(self):
-        super().__init__()
-        rng = np.random.default_rng(5)
-        self.params = []
-        for name, (dtype, shape) in FED.items():
-            value = rng.standard_normal(shape).astype(np.float32)
-            param = Parameter(Tensor(value).astype(DTYPES[dtype]), name=name)
-            setattr(self, name, param)
-            self.params.append(param)
 
 
 class FedStep(nn.Cell):
@@ -122,17 +58,6 @@ class FedStep(nn.Cell):
         return grads
 
 
-def optimizer_for(params, first, net, sharded, nesterov):
-    """Groups (the first with its own rate and decay), a default decay, Nesterov or not; the fed net adds
-    a loss scale. The same call builds the test's single-process replay."""
-    groups = [{"params": first, "lr": 0.02, "weight_decay": 0.01},
-              {"params": [p for p in params if all(p is not q for q in first)], "lr": 0.005},
-              {"order_params": params}]
-    kwargs = {"shard_state": True} if sharded else {}
-    return AdamOffload(groups, learning_rate=0.01, weight_decay=0.001, use_nesterov=nesterov,
-                       loss_scale=2.0 if net == "fed" else 1.0, **kwargs)
-
-
 def make_cell(net, sharded, nesterov):
     if net == "net":
         model = Net16()
@@ -148,12 +73,6 @@ def make_cell(net, sharded, nesterov):
     return cell
 
 
-def fed_gradients(rank, step):
-    """This rank's gradients at ``step``, as raw values (16-bit ones representable in their dtype)."""
-    rng = np.random.default_rng(1000 * rank + step)
-    return {name: (0.5 * rng.standard_normal(shape)).astype(np.float32) for name, (_, shape) in FED.items()}
-
-
 def train(cell, net, rank, first_step, steps, record):
     for step in range(first_step, first_step + steps):
         if net == "net":
@@ -167,34 +86,11 @@ def train(cell, net, rank, first_step, steps, record):
             record[f"grad{step}:{param.name}"] = raw(grad)
 
 
-def written_value(name, shape, dtype):
-    """What a user writes into parameter ``name`` after HALF steps (pretrained weights, say): the same on
-    every rank, representable in ``dtype`` (a MindSpore dtype), as float32 NumPy values."""
-    rng = np.random.default_rng(sum(name.encode()))
-    value = (0.4 * rng.standard_normal(shape)).astype(np.float32)
-    if dtype == ms.float16:
-        return value.astype(np.float16).astype(np.float32)
-    if dtype == ms.bfloat16:
-        return (value.view(np.uint32) & 0xFFFF0000).view(np.float32)
-    return value
-
-
-def overwrite(params, float32_everywhere=False):
-    """set_data on every parameter with written_value; ``float32_everywhere``: float32 parameters standing
-    in for 16-bit ones get the same values widened (the test's float32 replay)."""
-    for param in params:
-        dtype = param.dtype
-        if float32_everywhere:
-            dtype = DTYPES[FED[param.name][0]] if param.name in FED else ms.float16
-        value = Tensor(written_value(param.name, param.shape, dtype))
-        param.set_data(value if param.dtype == ms.float32 else value.astype(param.dtype))
-
-
 def state(cell):
     return {param.name: raw(param) for param in cell.get_parameters()}
 
 
-class Run16(Run):
+class Run16(RankFiles):
     def whole_run(self, case, net, sharded, nesterov):
         cell = make_cell(net, sharded, nesterov)
         record = {}

@@ -1,6 +1,6 @@
-"""One msrun worker for tests/test_sharding.py: AdamOffload with and without shard_state, on the CPU.
+"""One msrun worker for tests/distributed/test_sharding.py: AdamOffload with and without shard_state, on the CPU.
 
-Usage: msrun --worker_num=N ... tests/shard_worker.py OUT SHARD_MIN_SIZE [FROM]
+Usage: msrun --worker_num=N ... tests/workers/shard_worker.py OUT SHARD_MIN_SIZE [FROM]
 
 Every case trains the same odd-sized net (same start on every rank, rank-dependent data, gradients
 averaged by DATA_PARALLEL) and writes every parameter of its train cell to OUT/<case>_rank<r>.npz.
@@ -10,7 +10,6 @@ checkpoints on this run's ranks.
 """
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -20,6 +19,7 @@ from mindspore.communication import get_group_size, get_rank, init
 
 from mindspore_offload import AdamOffload
 from mindspore_offload.checkpoint import load_param_into_net_checked, merge_sharded_checkpoints
+from support.rank_files import RankFiles
 
 HALF = 3  # steps before and after each checkpoint
 
@@ -67,27 +67,11 @@ def state(cell):
     return {name: param.asnumpy().copy() for name, param in cell.parameters_and_names()}
 
 
-class Run:
-    def __init__(self, out, rank):
-        self.out, self.rank = out, rank
-
-    def path(self, name):
-        return os.path.join(self.out, name)
-
-    def save(self, case, values):
-        np.savez(self.path(f"{case}_rank{self.rank}.npz"), **values)
-
+class Run(RankFiles):
     def whole_run(self, case, sharded, nesterov):
         cell = make_cell(sharded, nesterov)
         train(cell, self.rank, 0, 2 * HALF)
         self.save(case, state(cell))
-
-    def wait_for(self, names, timeout=120):
-        deadline = time.monotonic() + timeout
-        while not all(os.path.exists(self.path(name)) for name in names):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"rank {self.rank}: waited {timeout} s for {names}")
-            time.sleep(0.05)
 
     def checkpoint_then_resume(self, case, sharded, nesterov):
         """Trains HALF steps, saves this rank's checkpoint, trains HALF more: an uninterrupted run."""
@@ -117,18 +101,6 @@ class Run:
         finally:
             os.environ["MINDSPORE_OFFLOAD_SHARD_MIN_SIZE"] = previous
         self.save_refusal(case, cell, checkpoint, state)
-
-    def save_refusal(self, case, cell, checkpoint, state_of):
-        """Loads `checkpoint` into `cell` and saves the error message (or "loaded") and whether every
-        parameter of the cell, as `state_of` reads them, stayed as it was."""
-        before = state_of(cell)
-        try:
-            load_param_into_net_checked(cell, checkpoint)
-            message = "loaded"
-        except ValueError as error:
-            message = str(error)
-        unchanged = all(np.array_equal(before[k], v) for k, v in state_of(cell).items())
-        self.save(case, {"message": np.array(message), "unchanged": np.array(unchanged)})
 
 
 def two_ranks(run, ranks):
