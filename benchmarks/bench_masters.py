@@ -1,6 +1,6 @@
 """Throughput of the 16-bit-parameter pass (adam_master_step) against the float32 apply pass.
 
-Both move 28 bytes an element: the mixed pass reads the 16-bit gradient, master, m, v (2+4+4+4) and
+Both move 28 bytes an element: the master pass reads the 16-bit gradient, master, m, v (2+4+4+4) and
 writes master, m, v and the 16-bit parameter (4+4+4+2); the "+check" rows also read the parameter first
 (it is the output, as on the CPU backend), to restart the master wherever the parameter was written since
 the last step, and "vs unchecked" is their paired ratio to the same pass without it; adam_apply reads g, param, m, v and writes
@@ -9,13 +9,14 @@ paired: "vs f32 apply" and "of limit" are medians of per-repetition ratios, with
 (min-max) beside them. Each row has its own state and gradients of its own type.
 
 The limits come from the lab build (mindspore_offload._bench, MINDSPORE_OFFLOAD_BENCH=1): "probe
-(28 B)" moves apply's four float32 streams, "probe mixed" the mixed pass's five streams, two of them
-16-bit, each with almost no arithmetic. Without _bench the limit columns are left out.
+(28 B)" moves apply's four float32 streams, "probe mixed" (the lab's bandwidth_probe_mixed) the master
+pass's five streams, two of them 16-bit, each with almost no arithmetic. Without _bench the limit
+columns are left out.
 
 Needs only the compiled modules (no MindSpore):
 
-    python benchmarks/bench_mixed.py                       # 2^20, 2^24, 2^26 on 1 and 2 threads
-    python benchmarks/bench_mixed.py --sizes 20,24 --threads 1,2,4,8,16 --repeat 5 --csv out.csv
+    python benchmarks/bench_masters.py                     # 2^20, 2^24, 2^26 on 1 and 2 threads
+    python benchmarks/bench_masters.py --sizes 20,24 --threads 1,2,4,8,16 --repeat 5 --csv out.csv
 """
 import argparse
 import statistics
