@@ -45,7 +45,8 @@ bench: $(BUILT) $(LAB)
 	$(PY) benchmarks/bench_train.py
 
 # The source distribution and a wheel in dist/, each built in an isolated environment from pyproject.toml's
-# build requirements (tests/test_sdist_install.py, run by `make test`, installs the sdist into a fresh venv).
+# build requirements (tests/packaging/test_sdist_install.py, run by `make test`, installs the sdist into a
+# fresh venv).
 dist: $(DEPS)
 	rm -rf dist && $(PY) -m build --outdir dist
 
@@ -62,9 +63,9 @@ sanitize: $(DEPS)
 		"import mindspore_offload._C as c, mindspore_offload._bench as b; \
 		assert '/build/sanitize/' in c.__file__ and '/build/sanitize/' in b.__file__, c.__file__"
 	cd build/sanitize/lib && $(SANITIZE_ENV) $(abspath $(PY)) -m pytest -p no:cacheprovider -q \
-		$(CURDIR)/tests/test_kernel.py $(CURDIR)/tests/test_lab.py $(CURDIR)/tests/test_kernel_errors.py $(CURDIR)/tests/test_custom_op_entry.py \
-		$(CURDIR)/tests/test_mixed_kernel.py $(CURDIR)/tests/test_mixed_entry.py $(CURDIR)/tests/test_mixed_slice_entry.py \
-		$(CURDIR)/tests/test_slice_property.py
+		$(addprefix $(CURDIR)/tests/,kernel/test_kernel.py kernel/test_lab.py kernel/test_kernel_errors.py \
+		entry_points/test_custom_op_entry.py entry_points/test_slice_property.py \
+		masters/test_kernel.py masters/test_entry.py masters/test_slice_entry.py)
 
 clean:
 	rm -rf build dist *.egg-info mindspore_offload/*.so $(BUILT) $(LAB)

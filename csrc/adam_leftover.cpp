@@ -2,7 +2,7 @@
 //
 // MindSpore 2.10's AdamDeltaFp32 (libnnacl.so) runs 8 floats at a time and finishes each thread task
 // with a plain C loop that its compiler contracted differently from the vector body. Read from its
-// disassembly and checked bit for bit against ops.AdamNoUpdateParam (tests/test_leftover_mindspore.py):
+// disassembly and checked bit for bit against ops.AdamNoUpdateParam (tests/kernel/test_leftover_mindspore.py):
 //   m' = fma(1 - beta1, g, round(beta1 * m))            the vector body: fma(m, beta1, round((1 - beta1) * g))
 //   v' = fma(round((1 - beta2) * g), g, round(beta2 * v))
 //   num = nesterov ? fma(beta1, m', round((1 - beta1) * g)) : m'

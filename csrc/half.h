@@ -1,6 +1,6 @@
 // float16 and bfloat16 <-> float32 in integer arithmetic, the bits every level must produce.
 // The vector levels use F16C / AVX-512 conversions for float16 (checked bit for bit against these,
-// denormals, infinities and NaNs included: tests/test_mixed_kernel.py) and integer code for bfloat16,
+// denormals, infinities and NaNs included: tests/masters/test_kernel.py) and integer code for bfloat16,
 // because AVX512_BF16's vcvtneps2bf16 flushes denormal inputs to zero.
 #pragma once
 

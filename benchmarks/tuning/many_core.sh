@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The many-core figures of docs/performance.md in one go, on a host that has no MindSpore: builds _C and
 # the lab module (_bench) with this host's own Python, then runs, over 1..N threads:
-#   bench_mixed.py     the 16-bit passes against float32 apply and their bandwidth probes
+#   bench_masters.py   the 16-bit passes against float32 apply and their bandwidth probes
 #   bench_kernel.py    ours against DeepSpeed's cpu_adam and torch's fused Adam, where importable
 #   bench_prefetch.py  software prefetch on/off (tuning.cpp turns it on only on Intel)
 #   bench_grain.py     the thread pool's grain (elements per extra thread), with DeepSpeed beside it
@@ -9,7 +9,7 @@
 # leaves the others' results.
 #
 #   OUT=results/ THREADS=1,2,4,8,16 bash benchmarks/tuning/many_core.sh
-#   STAGES="mixed grain" bash benchmarks/tuning/many_core.sh      # some stages only (default: all four)
+#   STAGES="masters grain" bash benchmarks/tuning/many_core.sh      # some stages only (default: all four)
 #
 # PEERS: a folder to put on PYTHONPATH for DeepSpeed (its package copied from an install); PEER_WHEELS:
 # a folder of wheels it needs that this host lacks (installed into /tmp/peer-site first).
@@ -47,7 +47,7 @@ if [ -n "${PEERS:-}" ]; then
     >"$OUT/deepspeed_build.log" 2>&1 || echo "DeepSpeed cpu_adam did not build (see deepspeed_build.log)"
 fi
 
-STAGES=${STAGES:-mixed kernel prefetch grain}
+STAGES=${STAGES:-masters kernel prefetch grain}
 stage() {  # stage NAME SECONDS command...
   local name=$1 limit=$2
   shift 2
@@ -56,7 +56,8 @@ stage() {  # stage NAME SECONDS command...
   timeout "$limit" "$@" >"$OUT/$name.txt" 2>&1 || echo "$name stopped: exit $?"
   tail -n 4 "$OUT/$name.txt"
 }
-stage mixed 150 $PY benchmarks/bench_mixed.py --sizes 20,24,26 --threads "$THREADS" --repeat 7 --csv "$OUT/mixed.csv"
+stage masters 150 $PY benchmarks/bench_masters.py --sizes 20,24,26 --threads "$THREADS" --repeat 7 \
+  --csv "$OUT/masters.csv"
 stage kernel 200 $PY benchmarks/bench_kernel.py --sizes "${KERNEL_SIZES:-20,22,24,26}" --threads "$THREADS" --isas default \
   --no-numpy --no-mindspore --repeat 7 --out-dir "$OUT"
 stage prefetch 90 $PY benchmarks/tuning/bench_prefetch.py --sizes 22,24,26 --threads "1,4,$(nproc)" --repeat 9

@@ -1,6 +1,6 @@
-"""Thread scaling plot from a bench_kernel.py CSV and a bench_mixed.py CSV (many_core.sh makes both).
+"""Thread scaling plot from a bench_kernel.py CSV and a bench_masters.py CSV (many_core.sh makes both).
 
-    python benchmarks/tuning/plot_scaling.py KERNEL_CSV MIXED_CSV OUT_PNG [--sizes 24,26] [--title TEXT]
+    python benchmarks/tuning/plot_scaling.py KERNEL_CSV MASTERS_CSV OUT_PNG [--sizes 24,26] [--title TEXT]
 
 One panel a size: elements per second against threads for our apply pass, the peers, the apply probe
 and the two 16-bit passes. The two CSVs come from separate runs, so lines from different files are
@@ -31,7 +31,7 @@ def kernel_rates(path):
     return out
 
 
-def mixed_rates(path):
+def master_rates(path):
     out = {}
     with open(path, newline="") as f:
         for row in csv.DictReader(f):
@@ -53,12 +53,12 @@ STYLE = {
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("kernel_csv")
-    p.add_argument("mixed_csv")
+    p.add_argument("masters_csv")
     p.add_argument("out_png")
     p.add_argument("--sizes", default="24,26")
     p.add_argument("--title", default="")
     a = p.parse_args(argv)
-    rates = {**kernel_rates(a.kernel_csv), **mixed_rates(a.mixed_csv)}
+    rates = {**kernel_rates(a.kernel_csv), **master_rates(a.masters_csv)}
     sizes = [1 << int(e) for e in a.sizes.split(",")]
     fig, axes = plt.subplots(1, len(sizes), figsize=(5 * len(sizes), 4), dpi=90, sharey=True)
     for ax, n in zip(axes if len(sizes) > 1 else [axes], sizes):

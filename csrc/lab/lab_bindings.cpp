@@ -1,5 +1,5 @@
 // The lab module's extras. mindspore_offload._bench is the same kernel build as _C (the same sources
-// and flags; tests/test_kernel.py checks they give the same bits) plus these: the bandwidth probe and
+// and flags; tests/kernel/test_kernel.py checks they give the same bits) plus these: the bandwidth probe and
 // the size thresholds made settable, so benchmarks and tests can force a path at any size.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
