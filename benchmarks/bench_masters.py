@@ -9,7 +9,7 @@ paired: "vs f32 apply" and "of limit" are medians of per-repetition ratios, with
 (min-max) beside them. Each row has its own state and gradients of its own type.
 
 The limits come from the lab build (mindspore_offload._bench, MINDSPORE_OFFLOAD_BENCH=1): "probe
-(28 B)" moves apply's four float32 streams, "probe mixed" (the lab's bandwidth_probe_mixed) the master
+(28 B)" moves apply's four float32 streams, "probe master" (the lab's bandwidth_probe_master) the master
 pass's five streams, two of them 16-bit, each with almost no arithmetic. Without _bench the limit
 columns are left out.
 
@@ -85,8 +85,8 @@ def runners(n):
         out16 = np.empty(n, np.uint16)
         isa = kernel.active_isa()
         rows["probe (28 B)"] = lambda: _bench.bandwidth_probe("apply", isa, False, m, v, g32, d)
-        if hasattr(_bench, "bandwidth_probe_mixed"):
-            rows["probe mixed"] = lambda: _bench.bandwidth_probe_mixed(isa, m, v, ones16, p, out16)
+        if hasattr(_bench, "bandwidth_probe_master"):
+            rows["probe master"] = lambda: _bench.bandwidth_probe_master(isa, m, v, ones16, p, out16)
     return rows
 
 
@@ -117,8 +117,8 @@ def main(argv=None):
           "medians of paired per-repetition ratios [min-max]")
     print(f"{'size':>6} {'thr':>3} {'row':<21} {'Melem/s':>8} {'GB/s':>6}  {'of limit':<20} {'vs f32 apply':<20} "
           f"{'vs unchecked':<20}")
-    limit_of = {"float32 apply": "probe (28 B)", "float16 master": "probe mixed", "bfloat16 master": "probe mixed",
-                "float16 master+check": "probe mixed", "bfloat16 master+check": "probe mixed"}
+    limit_of = {"float32 apply": "probe (28 B)", "float16 master": "probe master", "bfloat16 master": "probe master",
+                "float16 master+check": "probe master", "bfloat16 master+check": "probe master"}
     unchecked_of = {"float16 master+check": "float16 master", "bfloat16 master+check": "bfloat16 master"}
     csv = ["size,threads,row,melem_s,of_limit_median,of_limit_min,of_limit_max,vs_apply_median,vs_apply_min,"
            "vs_apply_max,vs_unchecked_median,vs_unchecked_min,vs_unchecked_max"]

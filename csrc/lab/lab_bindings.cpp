@@ -76,7 +76,7 @@ void define(py::module_& mod) {
           "The kernel's access pattern with almost no arithmetic: pattern 'delta' reads grad, m, v and "
           "writes m, v, out (stream: out with non-temporal stores); 'apply' reads out (the parameter), "
           "grad, m, v and writes out, m, v.");
-  mod.def("bandwidth_probe_mixed", &probe_master, py::arg("isa"), py::arg("m"), py::arg("v"), py::arg("grad16"),
+  mod.def("bandwidth_probe_master", &probe_master, py::arg("isa"), py::arg("m"), py::arg("v"), py::arg("grad16"),
           py::arg("param"), py::arg("out16"),
           "The 16-bit-parameter pass's pattern with almost no arithmetic: reads grad16 (uint16), param, m, "
           "v and writes param, m, v and out16 (uint16); fill grad16 with float16 ones (0x3C00) so no lane "

@@ -13,7 +13,7 @@ SIZES = [0, 1, 7, 16, 17, 63, 64, 65, 1000, 4099]
 
 
 def test_the_shipped_module_carries_no_lab_equipment():
-    for name in ("bandwidth_probe", "bandwidth_probe_mixed", "get_tuning", "set_tuning"):
+    for name in ("bandwidth_probe", "bandwidth_probe_master", "get_tuning", "set_tuning"):
         assert not hasattr(_C, name), name
         assert hasattr(bench, name), name
 
@@ -65,14 +65,14 @@ def test_probe_moves_every_element_at_every_level(n, isa, stream, pattern):
 @pytest.mark.parametrize("isa", kernel.available_isas())
 @pytest.mark.parametrize("n", SIZES)
 def test_master_probe_moves_every_element_at_every_level(n, isa):
-    """The probe of the master pass's pattern (the lab's bandwidth_probe_mixed) must read and write all
+    """The probe of the master pass's pattern (the lab's bandwidth_probe_master) must read and write all
     five streams over every element."""
     saved = bench.get_tuning()
     bench.set_tuning(64, saved["stream_min"])
     try:
         m, v, p0 = np.zeros(n, np.float32), np.ones(n, np.float32), np.arange(n, dtype=np.float32) + 4
         p, g16, out16 = p0.copy(), np.full(n, 0x3C00, np.uint16), np.full(n, 0x7FFF, np.uint16)
-        bench.bandwidth_probe_mixed(isa, m, v, g16, p, out16)
+        bench.bandwidth_probe_master(isa, m, v, g16, p, out16)
     finally:
         bench.set_tuning(**saved)
     assert (m > 0).all() and (v > 1).all() and (p < p0).all() and (out16 != 0x7FFF).all()
