@@ -12,8 +12,8 @@ import mindspore as ms
 from mindspore import Parameter, Tensor
 
 from mindspore_offload import AdamOffload
-from support.masters import (CASES, LAYOUT, Holder, as_tensor, bits, gradient_sequence, initial_values,
-                             make_optimizer, rne)
+from support.masters import (CASES, LAYOUT, Holder, as_tensor, assert_masters_follow, bits, gradient_sequence,
+                             initial_values, make_optimizer, rne)
 
 MODES = pytest.mark.parametrize("mode", [ms.GRAPH_MODE, ms.PYNATIVE_MODE], ids=["graph", "pynative"])
 
@@ -44,18 +44,8 @@ def check_trajectory(case, layout):
     for step in gradient_sequence(layout=layout):
         opt32(tuple(as_tensor(k, step[k], True) for k in layout))
         opt16(tuple(as_tensor(k, step[k], False) for k in layout))
-    masters = {p.name[len("master."):]: p for p in opt16.get_parameters() if p.name.startswith("master.")}
+    masters = assert_masters_follow(reference, net16, opt32, opt16)
     assert sorted(masters) == sorted(k for k, v in layout.items() if v[0] != ms.float32)
-    for p32, p16 in zip(reference.params, net16.params):
-        want = p32.asnumpy()
-        if p16.dtype == ms.float32:
-            np.testing.assert_array_equal(bits(p16), want.view(np.uint32), err_msg=p16.name)
-        else:
-            np.testing.assert_array_equal(bits(masters[p16.name]), want.view(np.uint32), err_msg=p16.name)
-            np.testing.assert_array_equal(bits(p16), rne(want, p16.dtype), err_msg=p16.name)
-    for a, b in zip(list(opt32.moment1) + list(opt32.moment2), list(opt16.moment1) + list(opt16.moment2)):
-        assert b.dtype == ms.float32 and a.name == b.name
-        np.testing.assert_array_equal(bits(a), bits(b), err_msg=a.name)
     assert not np.array_equal(bits(net16.params[0]), rne(values["w16"], ms.float16))  # it moved
 
 

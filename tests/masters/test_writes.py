@@ -18,7 +18,7 @@ import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
 from mindspore_offload import AdamOffload
-from support.masters import Holder, as_tensor, bits, gradient_sequence, initial_values, rne
+from support.masters import Holder, as_tensor, assert_masters_follow, bits, gradient_sequence, initial_values, rne
 
 MODES = pytest.mark.parametrize("mode", [ms.GRAPH_MODE, ms.PYNATIVE_MODE], ids=["graph", "pynative"])
 LAYOUT = {"w16": (ms.float16, (7, 5)), "wbf": (ms.bfloat16, (33,)), "w32": (ms.float32, (17,)),
@@ -97,16 +97,7 @@ def check_writes_land(way, layout, tmp_path, nesterov=True, weight_decay=0.01, l
                                               if param.dtype != ms.float32 else new[param.name].view(np.uint32))
         opt32(tuple(as_tensor(k, step[k], True) for k in layout))
         opt16(tuple(as_tensor(k, step[k], False) for k in layout))
-    masters = {p.name[len("master."):]: p for p in opt16.get_parameters() if p.name.startswith("master.")}
-    for p32, p16 in zip(reference.params, net16.params):
-        want = p32.asnumpy()
-        if p16.dtype == ms.float32:
-            np.testing.assert_array_equal(bits(p16), want.view(np.uint32), err_msg=p16.name)
-        else:
-            np.testing.assert_array_equal(bits(masters[p16.name]), want.view(np.uint32), err_msg=p16.name)
-            np.testing.assert_array_equal(bits(p16), rne(want, p16.dtype), err_msg=p16.name)
-    for a, b in zip(list(opt32.moment1) + list(opt32.moment2), list(opt16.moment1) + list(opt16.moment2)):
-        np.testing.assert_array_equal(bits(a), bits(b), err_msg=a.name)
+    assert_masters_follow(reference, net16, opt32, opt16)
 
 
 WAYS = ["set_data", "load_param_into_net", "load_checkpoint", "assign"]

@@ -96,3 +96,20 @@ CASES = {
     "groups+nesterov+scale": dict(groups=True, nesterov=True, weight_decay=0.0, loss_scale=4.0),
     "dynamic lr and decay": dict(groups=False, nesterov=False, weight_decay=None, loss_scale=2.0, dynamic=True),
 }
+
+
+def assert_masters_follow(reference, net16, opt32, opt16):
+    """The 16-bit run against the float32 one, bit for bit: each master equals the float32 parameter,
+    each 16-bit parameter is that rounded to nearest even, float32 parameters and every moment equal."""
+    masters = {p.name[len("master."):]: p for p in opt16.get_parameters() if p.name.startswith("master.")}
+    for p32, p16 in zip(reference.params, net16.params):
+        want = p32.asnumpy()
+        if p16.dtype == ms.float32:
+            np.testing.assert_array_equal(bits(p16), want.view(np.uint32), err_msg=p16.name)
+        else:
+            np.testing.assert_array_equal(bits(masters[p16.name]), want.view(np.uint32), err_msg=p16.name)
+            np.testing.assert_array_equal(bits(p16), rne(want, p16.dtype), err_msg=p16.name)
+    for a, b in zip(list(opt32.moment1) + list(opt32.moment2), list(opt16.moment1) + list(opt16.moment2)):
+        assert b.dtype == ms.float32 and a.name == b.name
+        np.testing.assert_array_equal(bits(a), bits(b), err_msg=a.name)
+    return masters
