@@ -58,7 +58,9 @@ def host_state(params, moment1, moment2, shard=None):
             else:
                 first = _float32_zeros_like(param, first.name)
                 second = _float32_zeros_like(param, second.name)
-            masters.append(Parameter(Tensor(widened), name=master_name(param.name), requires_grad=False))
+            # A slice is this rank's own: kept out of parameter broadcast, as _sharding.moments' slices.
+            masters.append(Parameter(Tensor(widened), name=master_name(param.name), requires_grad=False,
+                                     layerwise_parallel=_sliced(param, shard)))
         else:
             masters.append(first)  # placeholder, never read
         m1.append(first)

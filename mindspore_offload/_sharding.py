@@ -90,7 +90,9 @@ def moments(params, shard):
 
     Sharded, each parameter large enough gets a zero slice of ceil(size/N) elements, the rest a whole
     zero moment of the parameter's shape. Either way the names are Parameter.clone's (``moment1.<name>``),
-    so the checkpoint names stay nn.AdamOffload's.
+    so the checkpoint names stay nn.AdamOffload's. A slice is ``layerwise_parallel``: every rank holds its
+    own, and MindSpore's parameter broadcast (``parameter_broadcast=True``), which copies rank 0's value
+    of every other Parameter to all ranks when a graph compiles, must leave it alone.
     """
     if shard is None:
         return params.clone(prefix="moment1", init="zeros"), params.clone(prefix="moment2", init="zeros")
@@ -98,8 +100,10 @@ def moments(params, shard):
     for prefix in ("moment1", "moment2"):
         state = []
         for param in params:
-            shape = (slice_length(param.size, shard.ranks),) if shard.sliced(param.size) else param.shape
-            state.append(Parameter(initializer("zeros", shape, mstype.float32), name=f"{prefix}.{param.name}"))
+            sliced = shard.sliced(param.size)
+            shape = (slice_length(param.size, shard.ranks),) if sliced else param.shape
+            state.append(Parameter(initializer("zeros", shape, mstype.float32), name=f"{prefix}.{param.name}",
+                                   layerwise_parallel=sliced))
         out.append(ParameterTuple(state))
     return tuple(out)
 

@@ -316,6 +316,18 @@ def _save(cell, path):
     return str(path)
 
 
+def test_each_ranks_own_state_is_kept_out_of_parameter_broadcast(as_rank):
+    """parameter_broadcast=True copies rank 0's value of every Parameter not marked layerwise_parallel to
+    every rank when a graph compiles (Cell.parameters_broadcast_dict). A rank's slices of the moments and
+    masters (the masters differ between ranks from construction on) and its layout must not be among
+    them; the replicated parameters and whole moments must."""
+    cell = as_rank(1, 2)
+    broadcast = cell.parameters_broadcast_dict()
+    own = {"moment1.w", "moment2.w", "moment1.h", "moment2.h", "master.h", _sharding.LAYOUT_NAME}
+    assert own.isdisjoint(broadcast), sorted(own & set(broadcast))
+    assert {"w", "b", "h", "moment1.b", "moment2.b", "global_step", "beta1_power"} <= set(broadcast)
+
+
 @pytest.mark.parametrize("saved_as, loaded_as, says", [
     ((1, 2, 4), (0, 2, 4), "rank 1 of 2 (threshold 4 elements), but this run is rank 0 of 2 (threshold 4 elements)"),
     ((0, 3, 4), (0, 2, 4), "rank 0 of 3 (threshold 4 elements), but this run is rank 0 of 2"),
