@@ -40,10 +40,6 @@ def _float32_zeros_like(param, name):
     return Parameter(Tensor(np.zeros(param.shape, np.float32)), name=name, requires_grad=False)
 
 
-def _sliced(param, shard):
-    return shard is not None and shard.sliced(param.size)
-
-
 def host_state(params, moment1, moment2, shard=None):
     """The float32 host state: moments (``clone`` kept the 16-bit dtype, so those are remade in float32
     under the same names) and a master for every 16-bit parameter; with a sharding ``shard`` (a
@@ -53,14 +49,14 @@ def host_state(params, moment1, moment2, shard=None):
     for param, first, second in zip(params, moment1, moment2):
         if has_master(param):
             widened = param.asnumpy().astype(np.float32)  # exact for both 16-bit types
-            if _sliced(param, shard):
+            if _sharding.is_sliced(param, shard):
                 widened = _sharding.slice_of(widened, shard.rank, shard.ranks)
             else:
                 first = _float32_zeros_like(param, first.name)
                 second = _float32_zeros_like(param, second.name)
             # A slice is this rank's own: kept out of parameter broadcast, as _sharding.moments' slices.
             masters.append(Parameter(Tensor(widened), name=master_name(param.name), requires_grad=False,
-                                     layerwise_parallel=_sliced(param, shard)))
+                                     layerwise_parallel=_sharding.is_sliced(param, shard)))
         else:
             masters.append(first)  # placeholder, never read
         m1.append(first)
@@ -95,7 +91,7 @@ def memory_report(params, shard=None):
         kind = str(param.dtype).lower()
         kind = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}[kind]
         count = int(np.prod(param.shape)) if len(param.shape) else 1
-        on_host = _sharding.slice_length(count, shard.ranks) if _sliced(param, shard) else count
+        on_host = _sharding.slice_length(count, shard.ranks) if _sharding.is_sliced(param, shard) else count
         device, host, across = _BYTES[kind]
         row = rows.setdefault(kind, dict(elements=0, sharded_elements=0, device_bytes=0, host_bytes=0,
                                          bytes_across_per_step=0,

@@ -76,6 +76,11 @@ def layout(shard_state, cls_name):
     return Layout(get_rank(), ranks, min_size())
 
 
+def is_sliced(param, shard):
+    """Whether this rank keeps a slice of ``param``'s state, given its Layout ``shard`` (None: not sharding)."""
+    return shard is not None and shard.sliced(param.size)
+
+
 def slice_length(size, group_size):
     return math.ceil(size / group_size)
 

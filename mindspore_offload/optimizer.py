@@ -257,8 +257,7 @@ class AdamOffload(Optimizer):
         # float32 parameter's master slot holds its moment1, never read.
         self.moment1, self.moment2, self.masters = _masters.host_state(self._parameters, self.moment1, self.moment2,
                                                                        self.shard)
-        self.step_kinds = tuple(_steps.choose(master, self.shard is not None and self.shard.sliced(param.size),
-                                              self.apply_on_host)
+        self.step_kinds = tuple(_steps.choose(master, _sharding.is_sliced(param, self.shard), self.apply_on_host)
                                 for param, master in zip(self._parameters, with_master))
         kinds = [_steps.STEP_KINDS[kind] for kind in self.step_kinds]
         # A master kind decays and unscales its gradient on the host, in float32 with its master, so it
