@@ -38,6 +38,19 @@ struct Vec {
   static reg sqrt(reg a) { return _mm256_sqrt_ps(a); }
   static reg fma(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
   static void prefetch(const float* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+
+  // AdamW's double-precision steps (adamw_body.h): a register's 8 lanes widened exactly to doubles.
+  struct wide {
+    __m256d lo, hi;
+  };
+  static wide widen(reg x) {
+    return {_mm256_cvtps_pd(_mm256_castps256_ps128(x)), _mm256_cvtps_pd(_mm256_extractf128_ps(x, 1))};
+  }
+  static reg narrow(wide x) { return _mm256_set_m128(_mm256_cvtpd_ps(x.hi), _mm256_cvtpd_ps(x.lo)); }
+  static wide add(wide a, wide b) { return {_mm256_add_pd(a.lo, b.lo), _mm256_add_pd(a.hi, b.hi)}; }
+  static wide div(wide a, wide b) { return {_mm256_div_pd(a.lo, b.lo), _mm256_div_pd(a.hi, b.hi)}; }
+  static wide sqrt(wide a) { return {_mm256_sqrt_pd(a.lo), _mm256_sqrt_pd(a.hi)}; }
+  static wide fma(wide a, wide b, wide c) { return {_mm256_fmadd_pd(a.lo, b.lo, c.lo), _mm256_fmadd_pd(a.hi, b.hi, c.hi)}; }
   static reg where_same(reg a, reg b, reg x, reg y) {
     const __m256i same = _mm256_cmpeq_epi32(_mm256_castps_si256(a), _mm256_castps_si256(b));
     return _mm256_blendv_ps(y, x, _mm256_castsi256_ps(same));

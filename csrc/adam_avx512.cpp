@@ -41,6 +41,24 @@ struct Vec {
   static reg fma(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
   static void prefetch(const float* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
 
+  // AdamW's double-precision steps (adamw_body.h): a register's 16 lanes widened exactly to doubles
+  // (AVX512F alone: the halves move as 4 doubles' worth of bits).
+  struct wide {
+    __m512d lo, hi;
+  };
+  static wide widen(reg x) {
+    const __m256 high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1));
+    return {_mm512_cvtps_pd(_mm512_castps512_ps256(x)), _mm512_cvtps_pd(high)};
+  }
+  static reg narrow(wide x) {
+    const __m512d low = _mm512_castps_pd(_mm512_castps256_ps512(_mm512_cvtpd_ps(x.lo)));
+    return _mm512_castpd_ps(_mm512_insertf64x4(low, _mm256_castps_pd(_mm512_cvtpd_ps(x.hi)), 1));
+  }
+  static wide add(wide a, wide b) { return {_mm512_add_pd(a.lo, b.lo), _mm512_add_pd(a.hi, b.hi)}; }
+  static wide div(wide a, wide b) { return {_mm512_div_pd(a.lo, b.lo), _mm512_div_pd(a.hi, b.hi)}; }
+  static wide sqrt(wide a) { return {_mm512_sqrt_pd(a.lo), _mm512_sqrt_pd(a.hi)}; }
+  static wide fma(wide a, wide b, wide c) { return {_mm512_fmadd_pd(a.lo, b.lo, c.lo), _mm512_fmadd_pd(a.hi, b.hi, c.hi)}; }
+
   static reg where_same(reg a, reg b, reg x, reg y) {
     return _mm512_mask_blend_ps(_mm512_cmpeq_epi32_mask(_mm512_castps_si512(a), _mm512_castps_si512(b)), y, x);
   }

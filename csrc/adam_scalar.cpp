@@ -39,6 +39,15 @@ struct Vec {
   static reg sqrt(reg a) { return std::sqrt(a); }
   static reg fma(reg a, reg b, reg c) { return std::fma(a, b, c); }
   static void prefetch(const float*) {}
+
+  // AdamW's double-precision steps (adamw_body.h): one lane, widened exactly.
+  using wide = double;
+  static wide widen(reg x) { return x; }
+  static reg narrow(wide x) { return static_cast<float>(x); }
+  static wide add(wide a, wide b) { return a + b; }
+  static wide div(wide a, wide b) { return a / b; }
+  static wide sqrt(wide a) { return std::sqrt(a); }
+  static wide fma(wide a, wide b, wide c) { return std::fma(a, b, c); }
   static reg where_same(reg a, reg b, reg x, reg y) { return float_bits(a) == float_bits(b) ? x : y; }
 
   // 16-bit parameters (adam_master_body.h): half.h's integer conversions, the bits of the vector levels.

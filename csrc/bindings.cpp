@@ -11,6 +11,7 @@
 
 #include "adam.h"
 #include "adam_master.h"
+#include "adamw.h"
 #include "dispatch.h"
 #include "threadpool.h"
 #include "tuning.h"
@@ -136,6 +137,47 @@ void adam_master_step(py::array master, py::array m, py::array v, py::array grad
   mso::adam_master_run(wp, mp, vp, gp, pp, op, n, h, prep, kind, use_locking);
 }
 
+// AdamW: `out` is the parameter itself (in place) or a separate array for the new parameter.
+void adamw_step(py::array param, py::array m, py::array v, py::array grad, py::array out, float lr, float beta1,
+                float beta2, float eps, float weight_decay, bool use_locking) {
+  const bool in_place = param.data() == out.data() && param.nbytes() == out.nbytes();
+  std::vector<Buffer> buffers{{"param", param, in_place}, {"m", m, true}, {"v", v, true}, {"grad", grad, false}};
+  if (!in_place) buffers.push_back({"out", out, true});
+  check_buffers("adamw_step", buffers);
+  auto* wp = static_cast<const float*>(param.data());
+  auto* mp = static_cast<float*>(m.mutable_data());
+  auto* vp = static_cast<float*>(v.mutable_data());
+  auto* gp = static_cast<const float*>(grad.data());
+  auto* op = static_cast<float*>(out.mutable_data());
+  const auto n = static_cast<std::size_t>(m.size());
+  py::gil_scoped_release release;
+  mso::adamw_run(wp, mp, vp, gp, op, n, {lr, beta1, beta2, eps, weight_decay}, use_locking);
+}
+
+void adamw_master_step(py::array master, py::array m, py::array v, py::array grad, py::array out,
+                       std::optional<py::array> param, float lr, float beta1, float beta2, float eps,
+                       float weight_decay, const std::string& half, bool use_locking) {
+  std::vector<Buffer> buffers{{"master", master, true}, {"m", m, true}, {"v", v, true}, {"grad", grad, false, true},
+                              {"out", out, true, true}};
+  const bool param_is_out = param && param->data() == out.data() && param->nbytes() == out.nbytes();
+  if (param && !param_is_out) buffers.push_back({"param", *param, false, true});
+  check_buffers("adamw_master_step", buffers);
+  if (half != "float16" && half != "bfloat16") {
+    throw py::value_error("For 'adamw_master_step', the 'half' must be 'float16' or 'bfloat16', but got '" + half +
+                          "'.");
+  }
+  auto* wp = static_cast<float*>(master.mutable_data());
+  auto* mp = static_cast<float*>(m.mutable_data());
+  auto* vp = static_cast<float*>(v.mutable_data());
+  auto* gp = static_cast<const std::uint16_t*>(grad.data());
+  auto* op = static_cast<std::uint16_t*>(out.mutable_data());
+  auto* pp = param ? static_cast<const std::uint16_t*>(param->data()) : nullptr;
+  const auto n = static_cast<std::size_t>(m.size());
+  const mso::Half kind = half == "float16" ? mso::Half::kFloat16 : mso::Half::kBFloat16;
+  py::gil_scoped_release release;
+  mso::adamw_master_run(wp, mp, vp, gp, pp, op, n, {lr, beta1, beta2, eps, weight_decay}, kind, use_locking);
+}
+
 std::vector<std::string> available_isas() {
   std::vector<std::string> names;
   for (const mso::Level* level : mso::available_levels()) names.emplace_back(level->name);
@@ -175,6 +217,12 @@ PYBIND11_MODULE(_C, mod) {
           py::arg("out"), py::arg("param"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("beta1_power"),
           py::arg("beta2_power"), py::arg("nesterov"), py::arg("half"), py::arg("weight_decay"), py::arg("decay"),
           py::arg("grad_scale"), py::arg("unscale"), py::arg("use_locking") = false);
+  mod.def("adamw_step", &adamw_step, py::arg("param"), py::arg("m"), py::arg("v"), py::arg("grad"), py::arg("out"),
+          py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
+          py::arg("use_locking") = false);
+  mod.def("adamw_master_step", &adamw_master_step, py::arg("master"), py::arg("m"), py::arg("v"), py::arg("grad"),
+          py::arg("out"), py::arg("param"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
+          py::arg("weight_decay"), py::arg("half"), py::arg("use_locking") = false);
   mod.def("available_isas", &available_isas);
   mod.def("active_isa", [] { return std::string(mso::active_level().name); });
   mod.def("set_isa", &set_isa, py::arg("name"));

@@ -38,16 +38,30 @@
 //   AdamOffloadMasterPut: param (float16 or bfloat16, written in place), the gathered slices (param's
 //     dtype or int16, at least param's element count; the padding past it is ignored); output: one
 //     float32, set to 0. Copies the bits (the CPU backend has no bfloat16 Assign).
+// AdamW (MindSpore's AdamWeightDecay; adamw.h, custom_op_adamw.cpp), in two variants each: plain and
+// Locked (no Nesterov form):
+//   AdamWOffloadStep[Locked]: param (float32, read only), moment1, moment2, lr, beta1, beta2, eps,
+//     weight_decay (float32; the five scalars of at least one element), gradient (float32); output: the
+//     new parameter, float32. The moments are updated in place; the graph assigns the output to the
+//     parameter. Given slices of the same length (shard_state=True), it gives those elements' bits.
+//   AdamWOffloadApply[Locked]: the same inputs; param is written in place; output: one float32, set to 0.
+//   AdamWOffloadMaster[Locked], AdamWOffloadMasterApply[Locked]: param (float16 or bfloat16, read only;
+//     MasterApply writes it), master, moment1, moment2, lr, beta1, beta2, eps, weight_decay (float32),
+//     gradient (param's dtype); output as AdamOffloadMaster's and AdamOffloadMasterApply's.
+//   AdamWOffloadMasterSlice[Locked]: a lead (int64, one element): start, as AdamOffloadMasterSlice's;
+//     then Master's ten inputs; output as AdamOffloadMasterSlice's.
 // Return codes (MindSpore reports a non-zero code as a failed launch), checked in this order:
 //   0 success
 //   1 wrong number of inputs and outputs: 10 for Step, 11 for Apply and Slice; 14 for Master and
-//     MasterApply, 15 for MasterSlice; 3 for MasterPut
+//     MasterApply, 15 for MasterSlice; 3 for MasterPut; AdamW: 10 for Step and Apply, 11 for Master and
+//     MasterApply, 12 for MasterSlice
 //   2 a dtype other than the above (the lead: not int64; Master*: param not float16/bfloat16, or the
 //     gradient, or the output without Apply, not of param's dtype, where MasterSlice also takes int16)
 //   3 element counts differ: param (Apply), moment1, moment2, gradient and delta (Step, Slice); master,
 //     moment1, moment2, gradient, param and the output (Master; MasterApply: an empty output;
 //     MasterSlice: the gradient and param against each other, and a negative start); a scalar or a lead
 //     too short; MasterPut: fewer gathered elements than param has, or an empty output
+//   (AdamW's entries check the same things in the same order, and never return 4)
 //   4 beta1_power is 1 (no step taken yet: the bias correction divides by zero)
 #pragma once
 
@@ -56,6 +70,7 @@
 #include <cstring>
 
 #include "adam.h"
+#include "adamw.h"
 
 namespace mso::aot {
 
@@ -119,6 +134,10 @@ struct Args {
     return AdamHyper{scalar(beta1_power + 2), scalar(beta1_power + 3), scalar(beta1_power + 4),
                      scalar(beta1_power + 5), scalar(beta1_power),     scalar(beta1_power + 1), nesterov};
   }
+  // AdamW's five, which its layouts take in this order from `lr` on: lr, beta1, beta2, eps, weight_decay.
+  AdamWHyper adamw_hyper(int lr) const {
+    return AdamWHyper{scalar(lr), scalar(lr + 1), scalar(lr + 2), scalar(lr + 3), scalar(lr + 4)};
+  }
 };
 
 }  // namespace mso::aot
@@ -140,3 +159,8 @@ struct Args {
   MSO_AOT_ENTRY(kind##Nesterov##suffix, fn(args, ::mso::aot::Flags{true, false, decay, unscale}, mode)) \
   MSO_AOT_ENTRY(kind##Locked##suffix, fn(args, ::mso::aot::Flags{false, true, decay, unscale}, mode))  \
   MSO_AOT_ENTRY(kind##NesterovLocked##suffix, fn(args, ::mso::aot::Flags{true, true, decay, unscale}, mode))
+
+// kind and kind##Locked (a rule without a Nesterov form), each returning fn(args, its Flags, mode).
+#define MSO_AOT_LOCKING_ENTRIES(kind, fn, mode)                                  \
+  MSO_AOT_ENTRY(kind, fn(args, ::mso::aot::Flags{false, false, false, false}, mode)) \
+  MSO_AOT_ENTRY(kind##Locked, fn(args, ::mso::aot::Flags{false, true, false, false}, mode))

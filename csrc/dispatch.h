@@ -12,6 +12,7 @@
 
 #include "adam.h"
 #include "adam_master.h"
+#include "adamw.h"
 
 namespace mso {
 
@@ -19,6 +20,8 @@ namespace mso {
 struct Kernels {
   AdamChunk adam;
   MasterChunk master;
+  AdamWChunk adamw;
+  AdamWMasterChunk adamw_master;
   // The lab build's bandwidth probes (lab/probe_body.h); null in the shipped module.
   void (*probe)(bool apply, bool stream, float* m, float* v, const float* g, float* out, std::size_t n);
   void (*probe_master)(float* m, float* v, const std::uint16_t* g, float* p, std::uint16_t* out, std::size_t n);

@@ -6,6 +6,7 @@
 // outside its target region with MSO_REGISTER_LEVEL. A new update rule adds its body and its column here.
 #include "adam_body.h"
 #include "adam_master_body.h"
+#include "adamw_body.h"
 #ifdef MSO_LAB
 #include "lab/probe_body.h"
 #endif
@@ -14,9 +15,9 @@ namespace mso {
 namespace MSO_LEVEL {
 
 #ifdef MSO_LAB
-constexpr Kernels kKernels{&adam_chunk, &master_chunk, &lab::probe, &lab::probe_master};
+constexpr Kernels kKernels{&adam_chunk, &master_chunk, &adamw_chunk, &adamw_master_chunk, &lab::probe, &lab::probe_master};
 #else
-constexpr Kernels kKernels{&adam_chunk, &master_chunk, nullptr, nullptr};
+constexpr Kernels kKernels{&adam_chunk, &master_chunk, &adamw_chunk, &adamw_master_chunk, nullptr, nullptr};
 #endif
 
 }  // namespace MSO_LEVEL

@@ -30,6 +30,8 @@ __all__ = [
     "adam_delta",
     "adam_apply",
     "adam_master_step",
+    "adamw_step",
+    "adamw_master_step",
     "available_isas",
     "active_isa",
     "set_isa",
@@ -285,4 +287,113 @@ def adam_master_step(master, m, v, grad, *, lr, beta1, beta2, eps, beta1_power, 
     current = None if param is None else param.view(np.uint16)
     _C.adam_master_step(master, m, v, grad.view(np.uint16), out.view(np.uint16), current, *values, use_nesterov, half,
                         wd, decay, scale, unscale, use_locking)
+    return out
+
+
+def _check_adamw(fn, arrays, hyper, use_locking):
+    """Every Python-side check of one AdamW step; returns the hyper-parameters as floats, in _C's order."""
+    for name, array in arrays.items():
+        _array(fn, name, array)
+    values = {name: _real(fn, name, value) for name, value in hyper.items()}
+    _in_range(fn, "lr", values["lr"], 0.0, math.inf, True, False)
+    _in_range(fn, "beta1", values["beta1"], 0.0, 1.0, False, False)
+    _in_range(fn, "beta2", values["beta2"], 0.0, 1.0, False, False)
+    _in_range(fn, "eps", values["eps"], 0.0, math.inf, False, False)
+    _in_range(fn, "weight_decay", values["weight_decay"], 0.0, math.inf, True, False)
+    if not isinstance(use_locking, bool):
+        raise TypeError(f"For '{fn}', the 'use_locking' must be a bool, but got {type(use_locking).__name__}.")
+    shape = arrays["m"].shape
+    for name, array in arrays.items():
+        if array.shape != shape:
+            raise ValueError(f"For '{fn}', the '{name}' must have the shape of 'm' {shape}, but got {array.shape}.")
+    return [values[k] for k in ("lr", "beta1", "beta2", "eps", "weight_decay")]
+
+
+def adamw_step(param, m, v, grad, *, lr, beta1, beta2, eps, weight_decay=0.0, out=None, use_locking=False):
+    r"""One AdamW step of MindSpore's ``AdamWeightDecay``, on the host: no bias correction, and the weight
+    decay added to the update, not to the gradient.
+
+    .. math::
+        \begin{array}{ll}
+            m \leftarrow m + (1 - \beta_1)(g - m) \\
+            v \leftarrow v + (1 - \beta_2)(g^2 - v) \\
+            w \leftarrow w - lr \cdot \left(m / (\sqrt{v} + \epsilon) + wd \cdot w\right)
+        \end{array}
+
+    Rounded exactly as MindSpore's CPU kernel rounds it on a CPU without AVX-512: m and v in float32
+    with fused multiply-adds, the last line in double precision and rounded to float32 once
+    (csrc/adamw.h). Every level and thread count gives the same bits.
+
+    Args:
+        param (numpy.ndarray): float32 parameter, read (and written when ``out`` is ``param`` or None).
+        m, v (numpy.ndarray): float32 moments of param's shape, C-contiguous and writeable; updated in place.
+        grad (numpy.ndarray): float32 gradient of the same shape.
+        lr (float): learning rate, >= 0.
+        beta1, beta2 (float): decay rates in (0.0, 1.0).
+        eps (float): > 0.
+        weight_decay (float): >= 0; 0 (default) decays nothing.
+        out (numpy.ndarray): where to write the new parameter (float32, same shape); None (default) writes
+            it into ``param`` itself.
+        use_locking (bool): make updates of the same ``m`` from several threads mutually exclusive.
+
+    Returns:
+        numpy.ndarray, the new parameter (``out``, or ``param`` when ``out`` is None).
+
+    Raises:
+        TypeError: an array is not a float32 numpy.ndarray, or a hyper-parameter is not a number.
+        ValueError: shapes differ, arrays share memory, an array written is read-only or not C-contiguous,
+            or a hyper-parameter is out of range. Nothing is written when an error is raised.
+    """
+    fn = "adamw_step"
+    arrays = {"m": m, "v": v, "param": param, "grad": grad}
+    if out is not None and out is not param:
+        arrays["out"] = out
+    hyper = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
+    values = _check_adamw(fn, arrays, hyper, use_locking)
+    if out is None:
+        out = param
+    _C.adamw_step(param, m, v, grad, out, *values, use_locking)
+    return out
+
+
+def adamw_master_step(master, m, v, grad, *, lr, beta1, beta2, eps, weight_decay=0.0, out=None, param=None,
+                      use_locking=False):
+    """:func:`adamw_step` for a 16-bit parameter whose float32 master weights live on the host.
+
+    The gradient (float16 or bfloat16) is widened to float32 exactly; the master then takes
+    :func:`adamw_step`'s step bit for bit, the decay reading the master; the new 16-bit parameter is the
+    master rounded to nearest even, written to ``out``. ``param`` restarts the master where it was written,
+    as in :func:`adam_master_step`.
+
+    Args:
+        master, m, v (numpy.ndarray): float32, C-contiguous, writeable; updated in place.
+        grad (numpy.ndarray): float16 or bfloat16 gradient of the same shape.
+        out, param: as :func:`adam_master_step`'s.
+        The rest: as :func:`adamw_step`.
+
+    Returns:
+        numpy.ndarray, the new 16-bit parameter (``out`` when given).
+
+    Raises:
+        TypeError, ValueError: as :func:`adam_master_step`. Nothing is written when an error is raised.
+    """
+    fn = "adamw_master_step"
+    half = _sixteen_bit_kind(fn, "grad", grad)
+    arrays = {"m": m, "v": v, "master": master, "grad": grad}
+    if out is not None:
+        if _sixteen_bit_kind(fn, "out", out) != half:
+            raise TypeError(f"For '{fn}', the 'out' must have the gradient's dtype {grad.dtype}, but got {out.dtype}.")
+        arrays["out"] = out
+    if param is not None:
+        if _sixteen_bit_kind(fn, "param", param) != half:
+            raise TypeError(f"For '{fn}', the 'param' must have the gradient's dtype {grad.dtype}, but got "
+                            f"{param.dtype}.")
+        if param is not out:
+            arrays["param"] = param
+    hyper = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
+    values = _check_adamw(fn, arrays, hyper, use_locking)
+    if out is None:
+        out = np.empty(grad.shape, dtype=grad.dtype)
+    current = None if param is None else param.view(np.uint16)
+    _C.adamw_master_step(master, m, v, grad.view(np.uint16), out.view(np.uint16), current, *values, half, use_locking)
     return out

@@ -33,3 +33,32 @@ def assert_step_close(m32, v32, d32, ref, *, ulps=4):
     np.testing.assert_array_less(np.abs(m32 - m64), ulps * EPS32 * m_terms + np.finfo(np.float32).tiny)
     np.testing.assert_array_less(np.abs(v32 - v64), ulps * EPS32 * v64 + np.finfo(np.float32).tiny)
     np.testing.assert_array_less(np.abs(d32 - d64), bound)
+
+
+def adamw_reference(param, m, v, grad, *, lr, beta1, beta2, eps, weight_decay=0.0):
+    """One AdamW step (MindSpore's AdamWeightDecay) in float64 from float32 state, hyper-parameters rounded
+    to float32 first. Returns (param, m, v, bounds): bounds are elementwise allowances for each."""
+    f = lambda x: np.float64(np.float32(x))  # noqa: E731
+    lr, beta1, beta2, eps, wd = map(f, (lr, beta1, beta2, eps, weight_decay))
+    w, m, v, g = (np.asarray(x, dtype=np.float64) for x in (param, m, v, grad))
+    tiny = np.finfo(np.float32).tiny
+    m_new = m + (1 - beta1) * (g - m)
+    v_new = v + (1 - beta2) * (g * g - v)
+    # Each float32 rounding costs half an ulp of what it rounds; allow a few.
+    m_err = 4 * EPS32 * (np.abs(m) + (1 - beta1) * (np.abs(g) + np.abs(m))) + tiny
+    v_err = 4 * EPS32 * (np.abs(v) + (1 - beta2) * (g * g + np.abs(v))) + tiny
+    denom = np.sqrt(v_new) + eps
+    step = m_new / denom
+    sqrt_err = np.minimum(np.sqrt(v_err), v_err / (2 * np.sqrt(v_new) + tiny))
+    step_err = m_err / denom + np.abs(m_new) * sqrt_err / denom ** 2 + 4 * EPS32 * np.abs(step)
+    w_new = w - lr * (step + wd * w)
+    w_err = lr * (step_err + 2 * EPS32 * wd * np.abs(w)) + 2 * EPS32 * np.abs(w_new) + tiny
+    return w_new, m_new, v_new, (w_err, m_err, v_err)
+
+
+def assert_adamw_close(w32, m32, v32, ref):
+    """Elementwise: the new parameter and moments within the reference's bounds."""
+    w64, m64, v64, (w_err, m_err, v_err) = ref
+    np.testing.assert_array_less(np.abs(m32 - m64), m_err)
+    np.testing.assert_array_less(np.abs(v32 - v64), v_err)
+    np.testing.assert_array_less(np.abs(w32 - w64), w_err)

@@ -1,0 +1,33 @@
+// The AdamW passes: coefficients and the active level's chunk kernels through the one driver (pass.h).
+// MindSpore rounds every element with the same formula (adamw.h), so there are no leftovers of its own
+// to round apart: the whole tensor is the body.
+#include "adamw.h"
+
+#include "dispatch.h"
+#include "tuning.h"
+
+namespace mso {
+
+AdamWCoeffs adamw_coeffs(const AdamWHyper& h) {
+  return AdamWCoeffs{1.0f - h.beta1, 1.0f - h.beta2, h.lr, h.eps, h.weight_decay, tuning().prefetch_min};
+}
+
+void adamw_run(const float* w, float* m, float* v, const float* grad, float* out, std::size_t n,
+               const AdamWHyper& h, bool use_locking) {
+  const AdamWCoeffs k = adamw_coeffs(h);
+  const AdamWChunk fn = active_level().kernels.adamw;
+  const auto chunk = [=, &k](std::size_t at, std::size_t len) { fn(w + at, m + at, v + at, grad + at, out + at, len, k); };
+  run_pass(n, n, m, use_locking, chunk, chunk);
+}
+
+void adamw_master_run(float* master, float* m, float* v, const std::uint16_t* grad, const std::uint16_t* param,
+                      std::uint16_t* out, std::size_t n, const AdamWHyper& h, Half half, bool use_locking) {
+  const AdamWCoeffs k = adamw_coeffs(h);
+  const AdamWMasterChunk fn = active_level().kernels.adamw_master;
+  const auto chunk = [=, &k](std::size_t at, std::size_t len) {
+    fn(master + at, m + at, v + at, grad + at, param ? param + at : nullptr, out + at, len, k, half);
+  };
+  run_pass(n, n, m, use_locking, chunk, chunk);
+}
+
+}  // namespace mso
