@@ -12,6 +12,7 @@ from mindspore_offload._version import __version__
 # Public name -> the module that defines it, imported when the name is first asked for.
 _LAZY = {
     "AdamOffload": "mindspore_offload.optimizer",
+    "AdamWeightDecayOffload": "mindspore_offload.adamw",
     "load_param_into_net_checked": "mindspore_offload.checkpoint",
     "load_float32_checkpoint": "mindspore_offload.checkpoint",
     "merge_sharded_checkpoints": "mindspore_offload.checkpoint",

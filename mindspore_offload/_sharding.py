@@ -90,19 +90,20 @@ def is_sharded(size, group_size, threshold):
     return group_size > 1 and size >= max(threshold, 2)
 
 
-def moments(params, shard):
+def moments(params, shard, prefixes=("moment1", "moment2")):
     """(moment1, moment2) for the optimizer's parameters, given its Layout (None: not sharding).
 
     Sharded, each parameter large enough gets a zero slice of ceil(size/N) elements, the rest a whole
-    zero moment of the parameter's shape. Either way the names are Parameter.clone's (``moment1.<name>``),
-    so the checkpoint names stay nn.AdamOffload's. A slice is ``layerwise_parallel``: every rank holds its
+    zero moment of the parameter's shape. Either way the names are Parameter.clone's (``<prefix>.<name>``:
+    ``moment1``/``moment2`` for AdamOffload, ``adam_m``/``adam_v`` for AdamWeightDecayOffload), so the
+    checkpoint names stay MindSpore's. A slice is ``layerwise_parallel``: every rank holds its
     own, and MindSpore's parameter broadcast (``parameter_broadcast=True``), which copies rank 0's value
     of every other Parameter to all ranks when a graph compiles, must leave it alone.
     """
     if shard is None:
-        return params.clone(prefix="moment1", init="zeros"), params.clone(prefix="moment2", init="zeros")
+        return tuple(params.clone(prefix=prefix, init="zeros") for prefix in prefixes)
     out = []
-    for prefix in ("moment1", "moment2"):
+    for prefix in prefixes:
         state = []
         for param in params:
             sliced = shard.sliced(param.size)

@@ -35,6 +35,7 @@ class StepKind:
     master: bool = False  # a 16-bit parameter with a float32 master: decayed and unscaled on the host
     sliced: bool = False  # this rank's slice of the state (shard_state=True); leftover_from comes first
     in_place: bool = False  # the pass writes the parameter (host memory) itself
+    rule: str = "adam"  # the update rule: "adam" (AdamOffload) or "adamw" (AdamWeightDecayOffload)
 
 
 STEP_KINDS = {
@@ -45,18 +46,30 @@ STEP_KINDS = {
     "master_host": StepKind("AdamOffloadMasterApply", master=True, in_place=True),
     "master_sliced": StepKind("AdamOffloadMasterSlice", master=True, sliced=True),
     "master_sliced_host": StepKind("AdamOffloadMasterSlice", master=True, sliced=True, in_place=True),
+    # AdamW: the host pass reads the parameter (its decay needs it) and, off the host, returns its new value.
+    "adamw_delta": StepKind("AdamWOffloadStep", rule="adamw"),
+    "adamw_host": StepKind("AdamWOffloadApply", in_place=True, rule="adamw"),
+    "adamw_sliced": StepKind("AdamWOffloadStep", sliced=True, rule="adamw"),
+    "adamw_master": StepKind("AdamWOffloadMaster", master=True, rule="adamw"),
+    "adamw_master_host": StepKind("AdamWOffloadMasterApply", master=True, in_place=True, rule="adamw"),
+    "adamw_master_sliced": StepKind("AdamWOffloadMasterSlice", master=True, sliced=True, rule="adamw"),
+    "adamw_master_sliced_host": StepKind("AdamWOffloadMasterSlice", master=True, sliced=True, in_place=True,
+                                         rule="adamw"),
 }
 
 
-def choose(has_master, sliced, in_host_memory):
+def choose(has_master, sliced, in_host_memory, rule="adam"):
     """The row for a parameter: whether it has a float32 master, whether this rank keeps a slice of its
-    state, and whether it lives in host memory (the CPU backend)."""
+    state, whether it lives in host memory (the CPU backend), and the optimizer's update rule (a rule
+    other than "adam" prefixes the row's name with its own)."""
     if has_master:
         name = "master_sliced" if sliced else "master"
-        return name + "_host" if in_host_memory else name
-    if sliced:  # the gathered delta is added in the graph, wherever the parameter lives
-        return "sliced"
-    return "host" if in_host_memory else "delta"
+        name = name + "_host" if in_host_memory else name
+    elif sliced:  # the gathered result lands in the graph, wherever the parameter lives
+        name = "sliced"
+    else:
+        name = "host" if in_host_memory else "delta"
+    return name if rule == "adam" else f"{rule}_{name}"
 
 
 _ARGS = ("Tuple", "Tensor", "Tensor", "Function", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor")
@@ -104,6 +117,37 @@ def master_on_host(hyper, lr, weight_decay, host_op, gradient, param, moment1, m
     done = host_op(param, master, moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, weight_decay,
                    grad_scale, gradient)
     return F.depend(True, done)
+
+
+@_graph_function
+def adamw_on_device(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
+    """AdamW, the parameter off the host: the pass reads it (the decay needs it) and returns its new value,
+    rounded once as MindSpore's kernel rounds it; the graph assigns it where the parameter lives."""
+    beta1, beta2, eps = hyper
+    new = host_op(param, moment1, moment2, lr, beta1, beta2, eps, weight_decay, gradient)
+    return F.depend(True, F.assign(param, new))
+
+
+@_graph_function
+def adamw_on_host(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
+    """AdamW, the parameter in host memory: the pass updates it in place with the moments."""
+    beta1, beta2, eps = hyper
+    return F.depend(True, host_op(param, moment1, moment2, lr, beta1, beta2, eps, weight_decay, gradient))
+
+
+@_graph_function
+def adamw_master_on_device(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
+    """AdamW, a 16-bit parameter: as master_on_device, the decay reading the master."""
+    beta1, beta2, eps = hyper
+    new = host_op(param, master, moment1, moment2, lr, beta1, beta2, eps, weight_decay, gradient)
+    return F.depend(True, F.assign(param, new))
+
+
+@_graph_function
+def adamw_master_on_host(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
+    """AdamW, a 16-bit parameter in host memory: as master_on_host."""
+    beta1, beta2, eps = hyper
+    return F.depend(True, host_op(param, master, moment1, moment2, lr, beta1, beta2, eps, weight_decay, gradient))
 
 
 def _this_ranks_slice(tensor, k, rank, ranks):
@@ -161,14 +205,48 @@ def _sliced_graph_functions(shard, gather, put):
         gathered = master_slice(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master, True)
         return F.depend(True, put(param, gathered))
 
-    return {"sliced": sliced, "master_sliced": master_sliced, "master_sliced_host": master_sliced_host}
+    @_graph_function
+    def adamw_sliced(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
+        """AdamW, a slice a rank: the op updates this rank's slice of the moments from its slices of the
+        gradient and the parameter and returns the slice's new value; the gather rebuilds the parameter."""
+        beta1, beta2, eps = hyper
+        k = moment1.shape[0]
+        piece = host_op(_this_ranks_slice(param, k, rank, ranks), moment1, moment2, lr, beta1, beta2, eps,
+                        weight_decay, _this_ranks_slice(gradient, k, rank, ranks))
+        return F.depend(True, F.assign(param, gather(piece)[:gradient.size].reshape(gradient.shape)))
+
+    def adamw_master_slice(hyper, lr, weight_decay, host_op, gradient, param, master, moment1, moment2, whole):
+        """master_slice's AdamW twin in layout: the lead is only the start (no leftovers to place)."""
+        beta1, beta2, eps = hyper
+        k = master.shape[0]
+        lead = ops.stack((ops.scalar_to_tensor(rank * k if whole else 0, mstype.int64),))
+        piece = gradient if whole else _this_ranks_slice(gradient, k, rank, ranks)
+        current = param if whole else _this_ranks_slice(param, k, rank, ranks)
+        return gather(host_op(lead, current, master, moment1, moment2, lr, beta1, beta2, eps, weight_decay, piece))
+
+    @_graph_function
+    def adamw_master_sliced(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
+        gathered = adamw_master_slice(hyper, lr, weight_decay, host_op, gradient, param, master, moment1, moment2,
+                                      False)
+        return F.depend(True, F.assign(param, gathered[:gradient.size].reshape(gradient.shape)))
+
+    @_graph_function
+    def adamw_master_sliced_host(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
+        gathered = adamw_master_slice(hyper, lr, weight_decay, host_op, gradient, param, master, moment1, moment2,
+                                      True)
+        return F.depend(True, put(param, gathered))
+
+    return {"sliced": sliced, "master_sliced": master_sliced, "master_sliced_host": master_sliced_host,
+            "adamw_sliced": adamw_sliced, "adamw_master_sliced": adamw_master_sliced,
+            "adamw_master_sliced_host": adamw_master_sliced_host}
 
 
 def graph_functions(shard, library):
     """{kind name: its graph function} for an optimizer whose layout is ``shard`` (None: not sharded).
     The sliced kinds get their own collective ops, built here once per optimizer."""
     functions = {"delta": delta_on_device, "host": applied_on_host, "master": master_on_device,
-                 "master_host": master_on_host}
+                 "master_host": master_on_host, "adamw_delta": adamw_on_device, "adamw_host": adamw_on_host,
+                 "adamw_master": adamw_master_on_device, "adamw_master_host": adamw_master_on_host}
     if shard is not None:
         functions.update(_sliced_graph_functions(shard, ops.AllGather(), _put_op(library)))
     return functions
@@ -193,13 +271,16 @@ def host_op(kind, param, library, cls_name, guard, *, use_nesterov, use_locking,
     """The custom op that runs ``kind``'s entry point on the host for ``param`` (one op a parameter, so a
     compile-time error can name it). ``decay`` and ``unscale`` pick the master kinds' variants. Shapes and
     dtypes are checked when the graph is compiled, before any state is touched; ``guard`` runs then too."""
+    adam = kind.rule == "adam"
     entry = kind.entry + ("Nesterov" if use_nesterov else "") + ("Locked" if use_locking else "")
-    if kind.master:
+    if kind.master and adam:
         entry += ("Decay" if decay else "") + ("Unscale" if unscale else "")
     name, dtype, shape = param.name, param.dtype, tuple(param.shape)
     lead = 1 if kind.sliced else 0  # leftover_from (and start) come first
-    # The float32 kinds share nine inputs, after the parameter (in place) or leftover_from (sliced).
-    skip = 1 if kind.sliced or kind.in_place else 0
+    # Adam's float32 kinds share nine inputs, after the parameter (in place) or leftover_from (sliced);
+    # AdamW's eight after the parameter, which every AdamW kind reads.
+    skip = 1 if kind.sliced or kind.in_place or not adam else 0
+    inputs = check.ADAM_INPUTS if adam else check.ADAMW_INPUTS
 
     def out_shape(*shapes):
         guard()  # _contiguous.CompileGuard: runs at every compile, before the graph does anything
@@ -216,7 +297,7 @@ def host_op(kind, param, library, cls_name, guard, *, use_nesterov, use_locking,
 
     def out_dtype(*dtypes):
         if not kind.master:
-            check.check_gradient_dtypes(dtypes[skip:], cls_name, name)
+            check.check_gradient_dtypes(dtypes[skip:], cls_name, name, inputs)
             return dtypes[-1]
         gradient = _element_type(dtypes[-1])
         if gradient != dtype:
@@ -255,3 +336,12 @@ def _(reciprocal_scale, master, gradient):
     if master:
         return gradient
     return F.tensor_mul(gradient, F.cast(reciprocal_scale, F.dtype(gradient)))
+
+
+decay_where_flagged = C.MultitypeFuncGraph("mindspore_offload_decay_where_flagged")
+
+
+@decay_where_flagged.register("Tensor", "Bool", "Tensor")
+def _(zero, flag, weight_decay):
+    """An AdamW parameter's decay: the optimizer's (or its group's) where its decay flag is set, else 0."""
+    return weight_decay if flag else zero

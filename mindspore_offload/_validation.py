@@ -101,11 +101,15 @@ def check_parameter_dtypes(parameters, cls_name):
                             "on the host). Cast the parameter to one of them.")
 
 
-def check_gradient_dtypes(dtypes, cls_name, param_name):
+# The float32 host ops' inputs after the parameter or lead, as their type inference names them.
+ADAM_INPUTS = ("moment1", "moment2", "beta1_power", "beta2_power", "learning_rate", "beta1", "beta2", "eps", "gradient")
+ADAMW_INPUTS = ("adam_m", "adam_v", "learning_rate", "beta1", "beta2", "eps", "weight_decay", "gradient")
+
+
+def check_gradient_dtypes(dtypes, cls_name, param_name, names=ADAM_INPUTS):
     """Called from the custom op's type inference, at graph compile time: before any state is touched."""
     import mindspore as ms
 
-    names = ("moment1", "moment2", "beta1_power", "beta2_power", "learning_rate", "beta1", "beta2", "eps", "gradient")
     for name, dtype in zip(names, dtypes):
         while hasattr(dtype, "element_type"):  # Ref[Tensor[Float32]] and Tensor[Float32] to Float32
             dtype = dtype.element_type()

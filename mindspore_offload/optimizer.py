@@ -5,33 +5,20 @@ How one optimizer step is built: every parameter gets a *step kind*, a row of ``
 chosen once at construction. ``construct`` decays and unscales the gradients the graph handles, advances
 the shared state (global step, beta powers, learning rate) and maps one function over every parameter,
 which calls the parameter's graph function with its host op (_steps.py: the table, the graph functions
-and the op factory).
+and the op factory). The state, the kinds and the ops are built by _host_state.HostStateOptimizer, which
+AdamWeightDecayOffload (adamw.py) shares.
 """
-import time
-
-import mindspore as ms
 from mindspore import Parameter, Tensor, jit
 from mindspore.common import dtype as mstype
 from mindspore.common.initializer import initializer
-from mindspore.nn.optim.optimizer import Optimizer
 from mindspore.ops import functional as F
 
-from mindspore_offload import _contiguous, _env, _masters, _sharding, _steps
+from mindspore_offload import _host_state, _steps
 from mindspore_offload import _validation as check
 from mindspore_offload import kernel
 
 
-def _parameters_in_host_memory():
-    """On the CPU backend the parameters already sit in host memory beside the moments.
-    MINDSPORE_OFFLOAD_HOST_APPLY=0 keeps the device kinds there too (tests and benchmarks)."""
-    if not _env.host_apply():
-        return False
-    current = getattr(ms, "get_current_device", None)
-    target = current()[0] if current is not None else ms.get_context("device_target")
-    return str(target).upper() == "CPU"
-
-
-class AdamOffload(Optimizer):
+class AdamOffload(_host_state.HostStateOptimizer):
     r"""
     Adam whose moments never leave host memory: a drop-in replacement for `mindspore.nn.AdamOffload`.
 
@@ -242,24 +229,9 @@ class AdamOffload(Optimizer):
         # State, under nn.AdamOffload's names so checkpoints move between the two.
         self.beta1_power = Parameter(initializer(1, [1], mstype.float32), name="beta1_power")
         self.beta2_power = Parameter(initializer(1, [1], mstype.float32), name="beta2_power")
-        # shard: a _sharding.Layout when this rank keeps only slices of the large moments, else None.
-        self.shard = _sharding.layout(shard_state, name)
-        self.moment1, self.moment2 = _sharding.moments(self._parameters, self.shard)
-        if self.shard is not None:  # saved as "shard_layout", so a checkpoint says whose slices it holds
-            self.shard_layout = _sharding.layout_parameter(self.shard)
+        self._build_host_state("adam", ("moment1", "moment2"), shard_state, use_locking, use_nesterov)
 
-        self.apply_on_host = _parameters_in_host_memory()
-        with_master = tuple(_masters.has_master(param) for param in self._parameters)
-        if any(with_master):
-            _masters.check_master_names(self._parameters, name)
-            _masters.check_assignable(self._parameters, self.apply_on_host, name)
-        # float32 moments and a float32 master for each 16-bit parameter (this rank's slices, if sharded); a
-        # float32 parameter's master slot holds its moment1, never read.
-        self.moment1, self.moment2, self.masters = _masters.host_state(self._parameters, self.moment1, self.moment2,
-                                                                       self.shard)
-        self.step_kinds = tuple(_steps.choose(master, _sharding.is_sliced(param, self.shard), self.apply_on_host)
-                                for param, master in zip(self._parameters, with_master))
-        kinds = [_steps.STEP_KINDS[kind] for kind in self.step_kinds]
+    def _host_op_variants(self, kinds):
         # A master kind decays and unscales its gradient on the host, in float32 with its master, so it
         # leaves decay_weight and scale_grad; its decay moves into its op (the "Decay" variant).
         decay_on_host = tuple(bool(self.exec_weight_decay and flag) and kind.master
@@ -268,29 +240,7 @@ class AdamOffload(Optimizer):
         self.unscaled_on_host = tuple(kind.master for kind in kinds)
         self.any_decay_on_host = any(decay_on_host)
         self.no_decay = Tensor(0.0, mstype.float32)
-
-        # The host ops write these in place: views get storage of their own now and at every compile.
-        written = (*self._parameters, *self.moment1, *self.moment2)
-        _contiguous.make_contiguous(written)
-        guard = _contiguous.CompileGuard(written, len(self._parameters))
-        # Everything the step writes, its counters and masters included (see __call__).
-        self._storage = _contiguous.StorageWatch(self.get_parameters())
-        # Parallel to the parameters: parameter i is updated by graph_functions[i] through host_ops[i].
-        library = kernel.library_path()
-        functions = _steps.graph_functions(self.shard, library)
-        self.graph_functions = tuple(functions[kind] for kind in self.step_kinds)
-        self.host_ops = tuple(_steps.host_op(kind, param, library, name, guard, use_nesterov=use_nesterov,
-                                             use_locking=use_locking, decay=decay, unscale=self.need_scale)
-                              for kind, param, decay in zip(kinds, self._parameters, decay_on_host))
-
-    def __call__(self, *args, **kwargs):
-        # PYNATIVE_MODE: a compiled step keeps the storage its Parameters had when it was compiled, and a
-        # set_data since (a checkpoint loaded, pretrained weights) gives them new storage. Compiled again,
-        # the step updates the new storage; otherwise every update would be lost without a word. A new
-        # creation time is what makes MindSpore's jit compile this Cell's construct again.
-        if ms.get_context("mode") == ms.PYNATIVE_MODE and self._storage.moved():
-            object.__setattr__(self, "_create_time", time.time_ns())
-        return super().__call__(*args, **kwargs)
+        return tuple((decay, self.need_scale) for decay in decay_on_host)
 
     def _advance_state(self):
         """Counts the step and moves beta1**t and beta2**t on by one; returns the new powers."""
@@ -327,43 +277,3 @@ class AdamOffload(Optimizer):
         return self.map_reverse(F.partial(_steps.update_parameter, hyper), lrs, weight_decay, self.graph_functions,
                                 self.host_ops, gradients, self._parameters, self.moment1, self.moment2, self.masters)
 
-    def master_names(self):
-        """{master name: parameter name} for each 16-bit parameter's float32 master (``master.<name>``)."""
-        return {master.name: param.name for param, master, kind in zip(self._parameters, self.masters,
-                                                                      self.step_kinds)
-                if _steps.STEP_KINDS[kind].master}
-
-    def sliced_state(self):
-        """{state name: (the parameter's shape, rank, ranks)} for each moment and master of which this rank
-        keeps a slice (``shard_state=True``); empty when nothing is sliced."""
-        out = {}
-        for param, moment1, moment2, master, kind in zip(self._parameters, self.moment1, self.moment2,
-                                                         self.masters, self.step_kinds):
-            row = _steps.STEP_KINDS[kind]
-            if row.sliced:
-                for state in (moment1, moment2) + ((master,) if row.master else ()):
-                    out[state.name] = (tuple(param.shape), self.shard.rank, self.shard.ranks)
-        return out
-
-    def memory_report(self):
-        """Bytes of this optimizer's parameters on the device and on the host, and the bytes that cross
-        between them each step, by parameter dtype and in total (docs/design.md#mixed-precision). The CPU
-        backend cannot show device memory, so this is the accounting of the layout, per element:
-
-        ========  ======  ====  ==============  =========================================
-        dtype     device  host  across a step   what
-        ========  ======  ====  ==============  =========================================
-        float32   12      8     8               param, grad, delta | m, v
-        float16   6       12    6               param, grad, new param | master, m, v
-        bfloat16  6       12    6               as float16
-        ========  ======  ====  ==============  =========================================
-
-        With ``shard_state=True`` the figures are this rank's: a sliced parameter keeps only its
-        ``ceil(size / N)`` slice on the host, and only that slice's gradient and result cross
-        (``sharded_elements`` counts the sliced parameters' elements).
-
-        Returns:
-            dict, ``{"by_dtype": {dtype: {"elements", "sharded_elements", "device_bytes", "host_bytes",
-            "bytes_across_per_step", "per_element"}}, "total": {...}}``.
-        """
-        return _masters.memory_report(self._parameters, self.shard)
