@@ -40,9 +40,10 @@ def _read(path):
 
 
 def _optimizers(net):
-    from mindspore_offload.optimizer import AdamOffload
+    """Every AdamOffload and AdamWeightDecayOffload in ``net``."""
+    from mindspore_offload._host_state import HostStateOptimizer
 
-    return [cell for _, cell in net.cells_and_names() if isinstance(cell, AdamOffload)]
+    return [cell for _, cell in net.cells_and_names() if isinstance(cell, HostStateOptimizer)]
 
 
 def _master_names(net):
@@ -276,7 +277,7 @@ def merge_sharded_checkpoints(checkpoints, out=None, format=None):  # noqa: A002
 # to this rank's slices (slice_of) while loading it.
 
 # A sliced 16-bit parameter's master is cut, saved and merged like its moments.
-_MOMENT_PREFIXES = ("moment1.", "moment2.", "master.")
+_MOMENT_PREFIXES = ("moment1.", "moment2.", "adam_m.", "adam_v.", "master.")
 
 
 def _base_name(name):
