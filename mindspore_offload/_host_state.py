@@ -33,6 +33,7 @@ class HostStateOptimizer(Optimizer):
         """The moments (named ``<prefix>.<parameter name>``), the masters, the step kinds of ``rule``, and the
         host op and graph function of every parameter. The subclass has checked its arguments."""
         name = self.cls_name
+        self.rule = rule
         # shard: a _sharding.Layout when this rank keeps only slices of the large moments, else None.
         self.shard = _sharding.layout(shard_state, name)
         self.moment1, self.moment2 = _sharding.moments(self._parameters, self.shard, moment_prefixes)
@@ -108,6 +109,7 @@ class HostStateOptimizer(Optimizer):
         dtype     device  host  across a step   what
         ========  ======  ====  ==============  =========================================
         float32   12      8     8               param, grad, delta | m, v
+        (AdamW)   12      8     12              param, grad, new param | m, v (param crosses down too)
         float16   6       12    6               param, grad, new param | master, m, v
         bfloat16  6       12    6               as float16
         ========  ======  ====  ==============  =========================================
@@ -120,4 +122,4 @@ class HostStateOptimizer(Optimizer):
             dict, ``{"by_dtype": {dtype: {"elements", "sharded_elements", "device_bytes", "host_bytes",
             "bytes_across_per_step", "per_element"}}, "total": {...}}``.
         """
-        return _masters.memory_report(self._parameters, self.shard)
+        return _masters.memory_report(self._parameters, self.shard, self.rule)

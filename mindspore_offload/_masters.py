@@ -79,20 +79,24 @@ def check_master_names(params, cls_name):
 # 16-bit: parameter + gradient + the new parameter sent back; host: master + moment1 + moment2; across:
 # gradient and parameter down (the pass compares the parameter with its master, so that a write since
 # the last step is never undone), new parameter up.
-_BYTES = {"float32": (12, 8, 8), "float16": (6, 12, 6), "bfloat16": (6, 12, 6)}
+# AdamW's float32 pass reads the parameter too (its decay needs it) and sends back its new value rather than a
+# delta: 4 more bytes cross, down. Its 16-bit pass moves what Adam's does.
+_BYTES = {"adam": {"float32": (12, 8, 8), "float16": (6, 12, 6), "bfloat16": (6, 12, 6)},
+          "adamw": {"float32": (12, 8, 12), "float16": (6, 12, 6), "bfloat16": (6, 12, 6)}}
 
 
-def memory_report(params, shard=None):
+def memory_report(params, shard=None, rule="adam"):
     """What the parameters cost on the device and on the host, and what crosses each step; see
     AdamOffload.memory_report. ``shard``: the optimizer's _sharding.Layout, or None. A sliced parameter
-    keeps only this rank's slice on the host, and only that slice's gradient and result cross."""
+    keeps only this rank's slice on the host, and only that slice's gradient and result cross. ``rule``:
+    the optimizer's update rule ("adam" or "adamw")."""
     rows = {}
     for param in params:
         kind = str(param.dtype).lower()
         kind = {"float32": "float32", "float16": "float16", "bfloat16": "bfloat16"}[kind]
         count = int(np.prod(param.shape)) if len(param.shape) else 1
         on_host = _sharding.slice_length(count, shard.ranks) if _sharding.is_sliced(param, shard) else count
-        device, host, across = _BYTES[kind]
+        device, host, across = _BYTES[rule][kind]
         row = rows.setdefault(kind, dict(elements=0, sharded_elements=0, device_bytes=0, host_bytes=0,
                                          bytes_across_per_step=0,
                                          per_element=dict(device=device, host=host, across=across)))

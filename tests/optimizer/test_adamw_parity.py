@@ -121,9 +121,12 @@ def test_zero_gradients_decay_all_but_gamma_and_beta(optimizer_cls, mode):
 
 
 @MODES
-def test_fixed_gradients_step_by_step(mode):
+@pytest.mark.parametrize("host_apply", ["1", "0"], ids=["in-place", "device-path"])
+def test_fixed_gradients_step_by_step(mode, host_apply, monkeypatch):
     """Gradients given directly (no training loop), checked after every step: parameters of many sizes,
-    some decayed, against nn.AdamWeightDecay."""
+    some decayed, against nn.AdamWeightDecay; also on the device path (MINDSPORE_OFFLOAD_HOST_APPLY=0),
+    where the op returns the new parameter and the graph assigns it."""
+    monkeypatch.setenv("MINDSPORE_OFFLOAD_HOST_APPLY", host_apply)
     ms.set_context(mode=mode)
     shapes = [(1,), (7,), (8,), (9,), (33,), (31, 33), (1000,)]
     rng = np.random.default_rng(3)
@@ -135,6 +138,8 @@ def test_fixed_gradients_step_by_step(mode):
     for optimizer_cls in (AdamWeightDecayOffload, nn.AdamWeightDecay):
         params = [Parameter(Tensor(x.copy()), name=n) for x, n in zip(start, names)]
         opt = optimizer_cls(params, learning_rate=0.02, weight_decay=0.1)
+        if optimizer_cls is AdamWeightDecayOffload:
+            assert set(opt.step_kinds) == {"adamw_host" if host_apply == "1" else "adamw_delta"}
         trace = []
         for step in grads:
             opt(tuple(Tensor(g) for g in step))

@@ -5,7 +5,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
-from mindspore_offload import AdamOffload
+from mindspore_offload import AdamOffload, AdamWeightDecayOffload
 
 STEPS = 20
 # name -> (ms dtype, shape); the float32 one takes the float32 path beside the 16-bit ones
@@ -77,6 +77,29 @@ def make_optimizer(holder, case):
         weight_decay, learning_rate = ShrinkingWeightDecay(), [0.01 / (1 + 0.1 * t) for t in range(STEPS)]
     return AdamOffload(params, learning_rate=learning_rate, use_nesterov=case["nesterov"], weight_decay=weight_decay,
                        loss_scale=case["loss_scale"])
+
+
+def make_adamw_optimizer(holder, case):
+    """AdamWeightDecayOffload for an ADAMW_CASES row (its "gamma16" parameter is spared the decay when
+    ungrouped, by nn.AdamWeightDecay's name filter)."""
+    params = holder.params
+    if case["groups"]:
+        first = [p for p in params if p.name in ("w16", "w32")]
+        rest = [p for p in params if p.name not in ("w16", "w32")]
+        params = [{"params": first, "weight_decay": 0.05, "lr": 0.02}, {"params": rest, "lr": 0.005},
+                  {"order_params": holder.params}]
+    weight_decay, learning_rate = case["weight_decay"], 0.01
+    if case.get("dynamic"):
+        weight_decay, learning_rate = ShrinkingWeightDecay(), [0.01 / (1 + 0.1 * t) for t in range(STEPS)]
+    return AdamWeightDecayOffload(params, learning_rate=learning_rate, weight_decay=weight_decay)
+
+
+ADAMW_CASES = {
+    "plain": dict(groups=False, weight_decay=0.0),
+    "decay": dict(groups=False, weight_decay=0.05),
+    "groups": dict(groups=True, weight_decay=0.0),
+    "dynamic lr and decay": dict(groups=False, weight_decay=None, dynamic=True),
+}
 
 
 class ShrinkingWeightDecay(nn.Cell):
