@@ -15,9 +15,10 @@ ms = pytest.importorskip("mindspore")
 SIZES = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1000, 4099, (1 << 16) + 7]
 HYPER = dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-6)
 STEPS = 3
-# MindSpore's float32 vector body on AVX-512 CPUs against its own scalar loop: measured, per step, in
-# units of the new parameter's ulp (docs/design.md, "AdamW on the CPU backend").
-AVX512_ULPS = 4
+# MindSpore's float32 vector body on AVX-512 CPUs against its own scalar loop, measured over 2e7 elements of
+# this test's distributions (docs/design.md, "AdamW on the CPU backend"): m within 1 ulp of its terms, v within
+# 2, the parameter within 3 x (lr ulp(m's terms) / (sqrt(v) + eps) + ulp(the parameter's scale)). Allowed twice.
+AVX512_FACTOR = 2
 
 
 def mindspore_step(w, m, v, g, weight_decay):
@@ -38,10 +39,26 @@ def problem(n):
     return w, m, v, grads
 
 
-def assert_same(ours, theirs, what):
+def ulp(x):
+    return np.spacing(np.abs(x).astype(np.float32)).astype(np.float64)
+
+
+def avx512_allowance(before, g, theirs):
+    """What MindSpore's AVX-512 body may differ from its scalar loop by, per element (see AVX512_FACTOR)."""
+    w, m, v = (x.astype(np.float64) for x in before)
+    g = g.astype(np.float64)
+    m_terms = np.maximum(np.abs(HYPER["beta1"] * m) + np.abs((1 - HYPER["beta1"]) * g), np.abs(m))
+    v_terms = np.maximum(np.abs(HYPER["beta2"] * v) + (1 - HYPER["beta2"]) * g * g, np.abs(v))
+    denom = np.sqrt(theirs[2].astype(np.float64)) + HYPER["eps"]
+    step = HYPER["lr"] * np.abs(theirs[1]) / denom
+    w_scale = np.maximum(np.maximum(np.abs(w), np.abs(theirs[0])), step)
+    w_allow = 3 * (HYPER["lr"] * ulp(m_terms) / denom + ulp(w_scale))
+    return [AVX512_FACTOR * a + np.finfo(np.float32).tiny for a in (w_allow, ulp(m_terms), 2 * ulp(v_terms))]
+
+
+def assert_same(ours, theirs, what, allowance):
     if "avx512" in kernel.available_isas():
-        ulp = np.spacing(np.abs(theirs).astype(np.float32))
-        np.testing.assert_array_less(np.abs(ours - theirs), AVX512_ULPS * ulp + np.finfo(np.float32).tiny, what)
+        np.testing.assert_array_less(np.abs(ours.astype(np.float64) - theirs), allowance, what)
         return
     diff = np.flatnonzero(ours.view(np.uint32) != theirs.view(np.uint32))
     assert diff.size == 0, f"{what}: {diff.size} elements differ, first at {diff[:8]} of {ours.size}"
@@ -63,7 +80,9 @@ def test_every_level_and_thread_count_matches_mindspore(n, decay, lab):
             w, m, v = w0.copy(), m0.copy(), v0.copy()
             for t, (g, theirs) in enumerate(zip(grads, expected), start=1):
                 # from MindSpore's state each step, so a difference cannot grow
+                allowance = avx512_allowance((w, m, v), g, theirs)
                 kernel.adamw_step(w, m, v, g, weight_decay=decay, **HYPER)
-                for name, ours, their in zip(("parameter", "moment1", "moment2"), (w, m, v), theirs):
-                    assert_same(ours, their, f"{name} ({isa}, {threads} threads, step {t})")
+                for name, ours, their, allow in zip(("parameter", "moment1", "moment2"), (w, m, v), theirs,
+                                                    allowance):
+                    assert_same(ours, their, f"{name} ({isa}, {threads} threads, step {t})", allow)
                 w, m, v = (x.copy() for x in theirs)
