@@ -17,6 +17,8 @@ Usage::
     python examples/lenet5.py --resume lenet5.ckpt --epochs 0   # evaluate only
     python examples/lenet5.py --dtype float16                # float16 parameters, float32 masters
     python examples/lenet5.py --dtype float16 --save-checkpoint f16.ckpt   # with the loss scale
+    python examples/lenet5.py --optimizer adamw              # AdamWeightDecayOffload (nn.AdamWeightDecay)
+    python examples/lenet5.py --optimizer adamw --dtype float16
 
 The last line printed is ``accuracy: 0.xxxx`` on held-out data.
 """
@@ -33,7 +35,7 @@ from mindspore.common.initializer import Normal
 from mindspore.dataset import transforms, vision
 from mindspore.train import Callback, LossMonitor, TimeMonitor
 
-from mindspore_offload import AdamOffload, kernel, save_checkpoint
+from mindspore_offload import AdamOffload, AdamWeightDecayOffload, kernel, save_checkpoint
 
 # MNIST's pixel mean and standard deviation, as in MindSpore's LeNet5 tutorial.
 # The digits are normalised with the same numbers so one pipeline serves both.
@@ -164,20 +166,28 @@ def load_data(data_dir=None, batch_size=32):
     return create_dataset(train, batch_size, True), create_dataset(test, batch_size, False)
 
 
-def create_optimizer(net, learning_rate, group_params=False):
-    """AdamOffload over all parameters, or over the docs' parameter groups.
+# AdamWeightDecayOffload's decoupled weight decay when no groups are given (the name filter spares
+# parameters called "beta" or "gamma"; LeNet5 has none).
+ADAMW_WEIGHT_DECAY = 0.01
 
-    learning_rate is any kind AdamOffload takes: a float, a Tensor, a list or a
+
+def create_optimizer(net, learning_rate, group_params=False, optimizer="adam"):
+    """AdamOffload ("adam") or AdamWeightDecayOffload ("adamw") over all parameters, or over the
+    docs' parameter groups.
+
+    learning_rate is any kind both take: a float, a Tensor, a list or a
     LearningRateSchedule. With groups it is the base rate, used by the conv group.
     """
+    optimizer_class = AdamWeightDecayOffload if optimizer == "adamw" else AdamOffload
     if not group_params:
-        return AdamOffload(params=net.trainable_params(), learning_rate=learning_rate)
+        decay = {"weight_decay": ADAMW_WEIGHT_DECAY} if optimizer == "adamw" else {}
+        return optimizer_class(params=net.trainable_params(), learning_rate=learning_rate, **decay)
     conv_params = list(filter(lambda x: "conv" in x.name, net.trainable_params()))
     no_conv_params = list(filter(lambda x: "conv" not in x.name, net.trainable_params()))
     group_params = [{"params": conv_params, "weight_decay": 0.01},
                     {"params": no_conv_params, "lr": 0.01},
                     {"order_params": net.trainable_params()}]
-    return AdamOffload(group_params, learning_rate=learning_rate, weight_decay=0.0)
+    return optimizer_class(group_params, learning_rate=learning_rate, weight_decay=0.0)
 
 
 def checkpoint_step(path):
@@ -203,9 +213,10 @@ def resume(net, optimizer, path):
     """Load a checkpoint saved by --save-checkpoint into net and optimizer.
 
     Restores the weights and the optimizer's state: moment1.*, moment2.*, beta1_power,
-    beta2_power and global_step. (The learning rate here is a schedule, computed from
-    global_step, so --lr applies to the resumed run.) Checkpoints of nn.AdamOffload use
-    the same names, so they load too.
+    beta2_power and global_step (with --optimizer adamw: adam_m.*, adam_v.* and
+    global_step). (The learning rate here is a schedule, computed from global_step, so
+    --lr applies to the resumed run.) Checkpoints of nn.AdamOffload (nn.AdamWeightDecay)
+    use the same names, so they load too.
     """
     param_dict = ms.load_checkpoint(path)
     net_missing, _ = ms.load_param_into_net(net, param_dict)
@@ -364,6 +375,10 @@ def parse_args(argv=None):
                         help="load network and optimizer state (with float16, the loss scale too) "
                              "before training")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--optimizer", choices=("adam", "adamw"), default="adam",
+                        help="adam (default): AdamOffload, nn.AdamOffload's rule. adamw: "
+                             "AdamWeightDecayOffload, nn.AdamWeightDecay's rule (no bias correction, "
+                             f"decoupled weight decay {ADAMW_WEIGHT_DECAY} without --group-params)")
     parser.add_argument("--dtype", choices=("float32", "float16"), default="float32",
                         help="float32 (default): float32 parameters, trained by Model.train, on any "
                              "backend. float16: float16 parameters with float32 master weights on the "
@@ -398,7 +413,7 @@ def main(argv=None):
     net = LeNet5()
     if args.dtype == "float16":
         to_float16(net)
-    optimizer = create_optimizer(net, learning_rate, args.group_params)
+    optimizer = create_optimizer(net, learning_rate, args.group_params, args.optimizer)
     if args.resume:
         resume(net, optimizer, args.resume)
     if args.dtype == "float16":
