@@ -8,8 +8,11 @@ with the spread (25th-75th percentile and min-max) beside it.
 
     ours-delta/<isa>/t<n>   _C.adam_delta: read g, m, v; write m, v, delta (24 bytes an element)
     ours-apply/<isa>/t<n>   _C.adam_apply: read p, g, m, v; write p, m, v (28 bytes), param += delta
+    ours-adamw/<isa>/t<n>   _C.adamw_step in place: AdamWeightDecayOffload's host pass on the CPU backend
+                            (the same 28 bytes; nn.AdamWeightDecay's rule, decay 0.01)
     deepspeed/t<n>          DeepSpeed's cpu_adam op (adam_update: the same 28-byte in-place pass; its
                             own bias-correction and eps placement, so other numbers, same work)
+    deepspeed-adamw/t<n>    the same op created with adamw_mode=True, weight decay 0.01 (28 bytes)
     torch-fused/t<n>        torch.optim.Adam(fused=True) on CPU tensors over the same buffers (28 bytes)
     numpy, ms-adam-no-update  the formula in NumPy; MindSpore's ops.AdamNoUpdateParam (PyNative)
     probe-delta-{plain,stream}/<isa>/t<n>, probe-apply/<isa>/t<n>
@@ -40,6 +43,7 @@ import numpy as np
 from mindspore_offload import _C, kernel
 
 HYPER = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, step=10)
+ADAMW_DECAY = 0.01
 PAGE = 2 << 20
 
 
@@ -203,6 +207,12 @@ def ours(b, isas, threads):
         _C.set_isa(isa)
         _C.adam_apply(b.p, b.m, b.v, b.g, *lr_powers(), False, False)
     out.append(Impl(f"ours-apply/{isa}/t{threads}", apply, threads, set_threads))
+
+    def adamw():
+        _C.set_isa(isa)
+        _C.adamw_step(b.p, b.m, b.v, b.g, b.p, HYPER["lr"], HYPER["beta1"], HYPER["beta2"], HYPER["eps"],
+                      ADAMW_DECAY, False)
+    out.append(Impl(f"ours-adamw/{isa}/t{threads}", adamw, threads, set_threads))
     return out
 
 
@@ -244,6 +254,8 @@ class Peers:
             self.ds = builder.load(verbose=False)
             self.ds_flags = " ".join(f for f in builder.cxx_args() if f.startswith(("-march", "-D__AVX", "-O")))
             self.ds.create_adam(0, HYPER["lr"], HYPER["beta1"], HYPER["beta2"], HYPER["eps"], 0.0, False, False)
+            self.ds.create_adam(1, HYPER["lr"], HYPER["beta1"], HYPER["beta2"], HYPER["eps"], ADAMW_DECAY, True,
+                                False)
         except Exception as e:  # not installed, or its op failed to compile
             self.ds = None
             self.notes.append(f"DeepSpeed cpu_adam unavailable ({type(e).__name__}: {str(e)[:120]}): skipped")
@@ -261,6 +273,12 @@ class Peers:
             # DeepSpeed's loop is an OpenMP loop; its op resolves OpenMP against the libgomp torch loaded,
             # so torch.set_num_threads (omp_set_num_threads underneath) sets its thread count.
             out.append(Impl(f"deepspeed/t{threads}", ds_step, threads, t.set_num_threads))
+
+            def ds_adamw_step():
+                self.ds.adam_update(1, h["step"], h["lr"], h["beta1"], h["beta2"], h["eps"], ADAMW_DECAY, True, p, g,
+                                    m, v)
+
+            out.append(Impl(f"deepspeed-adamw/t{threads}", ds_adamw_step, threads, t.set_num_threads))
         if self.torch is not None:
             out.append(self.torch_fused(b, threads))
         return out
@@ -372,6 +390,8 @@ def comparisons(samples, threads):
             (f"delta/deepspeed t{t}", delta, f"deepspeed/t{t}"),
             (f"apply/torch-fused t{t}", apply, f"torch-fused/t{t}"),
             (f"probe-apply/apply t{t}", f"probe-apply/{isa}/t{t}", apply),
+            (f"adamw/deepspeed-adamw t{t}", f"ours-adamw/{isa}/t{t}", f"deepspeed-adamw/t{t}"),
+            (f"probe-apply/adamw t{t}", f"probe-apply/{isa}/t{t}", f"ours-adamw/{isa}/t{t}"),
             (f"probe-delta-stream/delta t{t}", f"probe-delta-stream/{isa}/t{t}", delta),
             (f"probe-delta-plain/delta t{t}", f"probe-delta-plain/{isa}/t{t}", delta),
         ]
