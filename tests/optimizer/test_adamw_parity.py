@@ -13,6 +13,7 @@ import pytest
 import mindspore as ms
 import mindspore.dataset as ds
 from mindspore import Parameter, Tensor, nn, ops
+from mindspore.amp import FixedLossScaleManager
 
 from mindspore_offload import AdamWeightDecayOffload, kernel
 from support import nets
@@ -151,8 +152,10 @@ def test_fixed_gradients_step_by_step(mode, host_apply, monkeypatch):
 
 
 @MODES
-def test_model_trains_like_mindspore(mode):
-    """What users write: ms.Model with a dataset."""
+@pytest.mark.parametrize("loss_scale", [None, 64.0], ids=["plain", "fixed-loss-scale"])
+def test_model_trains_like_mindspore(mode, loss_scale):
+    """What users write: ms.Model with a dataset; with a FixedLossScaleManager (drop_overflow_update=False:
+    the train cell scales the loss and, as nn.AdamWeightDecay has no loss_scale, nothing unscales it)."""
     xs, ys = (np.stack(arrays) for arrays in zip(*nets.batches(STEPS)))
     states = []
     for optimizer_cls in (AdamWeightDecayOffload, nn.AdamWeightDecay):
@@ -160,7 +163,10 @@ def test_model_trains_like_mindspore(mode):
         net = nets.build_net()
         dataset = ds.NumpySlicesDataset({"x": xs.reshape(-1, *nets.IMAGE_SHAPE), "y": ys.reshape(-1)},
                                         shuffle=False).batch(nets.BATCH)
-        model = ms.Model(net, nets.loss_fn(), optimizer_cls(net.trainable_params(), weight_decay=0.01))
+        manager = {} if loss_scale is None else {
+            "loss_scale_manager": FixedLossScaleManager(loss_scale, drop_overflow_update=False)}
+        model = ms.Model(net, nets.loss_fn(), optimizer_cls(net.trainable_params(), weight_decay=0.01,
+                                                             learning_rate=1e-4), **manager)
         model.train(1, dataset, dataset_sink_mode=False)
         states.append(nets.state_of(model.train_network))
     assert_same_state(*states)
