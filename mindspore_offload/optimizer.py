@@ -269,19 +269,32 @@ class AdamOffload(Optimizer):
         self.any_decay_on_host = any(decay_on_host)
         self.no_decay = Tensor(0.0, mstype.float32)
 
+        # Parameters of a kind with a bucket entry that share a learning rate are updated a bucket at a time.
+        lr_keys = tuple(map(id, self.group_lr)) if self.is_group_lr else (None,) * self.param_length
+        self.buckets = _steps.buckets(self.step_kinds, lr_keys)
+        in_bucket = {index for start, stop in self.buckets for index in range(start, stop)}
+
         # The host ops write these in place: views get storage of their own now and at every compile.
         written = (*self._parameters, *self.moment1, *self.moment2)
         _contiguous.make_contiguous(written)
-        guard = _contiguous.CompileGuard(written, len(self._parameters))
+        guard = _contiguous.CompileGuard(written, self.param_length - len(in_bucket) + len(self.buckets))
         # Everything the step writes, its counters and masters included (see __call__).
         self._storage = _contiguous.StorageWatch(self.get_parameters())
-        # Parallel to the parameters: parameter i is updated by graph_functions[i] through host_ops[i].
         library = kernel.library_path()
+        self.bucket_ops = tuple(_steps.bucket_op(_steps.STEP_KINDS[self.step_kinds[start]],
+                                                 self._parameters[start:stop], library, name, guard,
+                                                 use_nesterov=use_nesterov, use_locking=use_locking)
+                                for start, stop in self.buckets)
+        # Parallel to the parameters: parameter i is updated by graph_functions[i] through host_ops[i] (a
+        # bucketed one by its bucket's op, after the map: its function does nothing, its host op is a stand-in).
         functions = _steps.graph_functions(self.shard, library)
-        self.graph_functions = tuple(functions[kind] for kind in self.step_kinds)
-        self.host_ops = tuple(_steps.host_op(kind, param, library, name, guard, use_nesterov=use_nesterov,
+        self.graph_functions = tuple(_steps.in_bucket if index in in_bucket else functions[kind]
+                                     for index, kind in enumerate(self.step_kinds))
+        self.host_ops = tuple(self.bucket_ops[0] if index in in_bucket else
+                              _steps.host_op(kind, param, library, name, guard, use_nesterov=use_nesterov,
                                              use_locking=use_locking, decay=decay, unscale=self.need_scale)
-                              for kind, param, decay in zip(kinds, self._parameters, decay_on_host))
+                              for index, (kind, param, decay) in enumerate(zip(kinds, self._parameters,
+                                                                                decay_on_host)))
 
     def __call__(self, *args, **kwargs):
         # PYNATIVE_MODE: a compiled step keeps the storage its Parameters had when it was compiled, and a
@@ -299,13 +312,18 @@ class AdamOffload(Optimizer):
         beta2_power = F.assign(self.beta2_power, self.beta2_power * self.beta2)
         return beta1_power, beta2_power
 
+    def _for_each_parameter(self, value):
+        """(value,) * param_length, built by a map over the parameters: the compiler unrolls a tuple's
+        repetition one call deep per element and stops at a depth of 1000 (about 600 parameters)."""
+        return self.map_(F.partial(_steps.same_value, value), self._parameters)
+
     def _decay_on_host(self):
         """Per parameter, this step's weight decay for the master kinds' host pass. Read where decay_weight
         reads it, before global_step moves on, so a dynamic decay matches the float32 path."""
         if not self.any_decay_on_host:
-            return (self.no_decay,) * self.param_length
+            return self._for_each_parameter(self.no_decay)
         decay = self.get_weight_decay()
-        return decay if self.is_group else (decay,) * self.param_length
+        return decay if self.is_group else self._for_each_parameter(decay)
 
     def _scale_grad(self, gradients):
         """Optimizer.scale_grad for every gradient but the master kinds' (unscaled on the host)."""
@@ -322,10 +340,15 @@ class AdamOffload(Optimizer):
         lr = self.get_lr()
         beta1_power, beta2_power = self._advance_state()
         hyper = (beta1_power, beta2_power, self.beta1, self.beta2, self.eps, self.reciprocal_scale)
-        lrs = lr if self.is_group_lr else (lr,) * self.param_length
+        lrs = lr if self.is_group_lr else self._for_each_parameter(lr)
         # map_reverse issues the parameters last to first, the order nn.AdamOffload uses.
-        return self.map_reverse(F.partial(_steps.update_parameter, hyper), lrs, weight_decay, self.graph_functions,
+        done = self.map_reverse(F.partial(_steps.update_parameter, hyper), lrs, weight_decay, self.graph_functions,
                                 self.host_ops, gradients, self._parameters, self.moment1, self.moment2, self.masters)
+        for op, (start, stop) in zip(self.bucket_ops, self.buckets):
+            done = F.depend(done, op(beta1_power, beta2_power, lrs[start], self.beta1, self.beta2, self.eps,
+                                     *self._parameters[start:stop], *self.moment1[start:stop],
+                                     *self.moment2[start:stop], *gradients[start:stop]))
+        return done
 
     def master_names(self):
         """{master name: parameter name} for each 16-bit parameter's float32 master (``master.<name>``)."""
