@@ -79,3 +79,23 @@ def test_a_bad_gradient_in_a_bucket_names_its_parameter_and_changes_nothing(monk
     for p, b in zip(params, before):
         assert np.array_equal(p.asnumpy(), b)
     assert int(opt.global_step.asnumpy()[0]) == 0
+
+
+def test_seven_hundred_parameters_compile_and_all_move(tmp_path, monkeypatch):
+    """A tuple repeated per parameter once stopped MindSpore's compiler past ~600 parameters ("Exceed
+    function call depth limit 1000"); every parameter must now take its step."""
+    monkeypatch.chdir(tmp_path)
+    ms.set_context(mode=ms.GRAPH_MODE)
+    rng = np.random.default_rng(5)
+    start = [rng.standard_normal(4).astype(np.float32) for _ in range(700)]
+    params = [Parameter(Tensor(w), name=f"w{i}") for i, w in enumerate(start)]
+    grads = tuple(Tensor(rng.standard_normal(4).astype(np.float32)) for _ in range(700))
+    opt = AdamOffload(params, learning_rate=0.01)
+    assert opt.buckets == ((0, 256), (256, 512), (512, 700))
+    opt(grads)
+    for p, w, g in zip(params, start, grads):
+        # first step: m = 0.1 g, v = 0.001 g^2, lr_t = 0.01 sqrt(0.001) / 0.1; delta = -lr_t m / (sqrt(v) + eps)
+        g64 = g.asnumpy().astype(np.float64)
+        lr_t = 0.01 * np.sqrt(1 - 0.999) / (1 - 0.9)
+        expected = w - lr_t * (0.1 * g64) / (np.sqrt(0.001 * g64 * g64) + 1e-8)
+        np.testing.assert_allclose(p.asnumpy(), expected, rtol=1e-5, atol=1e-7)
