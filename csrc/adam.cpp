@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <vector>
 
 #include "dispatch.h"
 #include "tuning.h"
@@ -27,6 +28,28 @@ void adam_run(float* m, float* v, const float* grad, float* out, std::size_t n, 
     };
   };
   run_pass(n, leftover_from, m, use_locking, over(active_level().kernels.adam), over(adam_leftover));
+}
+
+void adam_run_many(const AdamTensor* tensors, std::size_t count, const AdamHyper& h, bool use_locking, bool apply) {
+  const AdamCoeffs k = adam_coeffs(h);
+  std::vector<std::size_t> sizes(count);
+  std::vector<const void*> states(count);
+  std::vector<Output> outputs(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    const AdamTensor& t = tensors[i];
+    sizes[i] = t.n;
+    states[i] = t.m;
+    const bool stream = t.n >= tuning().stream_min && (reinterpret_cast<std::uintptr_t>(t.out) & 3) == 0;
+    outputs[i] = apply ? Output::kApply : stream ? Output::kStream : Output::kStore;
+  }
+  const auto over = [&](AdamChunk fn) {  // fn on tensor i's [at, at + len)
+    return [=, &k, &outputs](std::size_t i, std::size_t at, std::size_t len) {
+      const AdamTensor& t = tensors[i];
+      fn(t.m + at, t.v + at, t.grad + at, t.out + at, len, k, h.nesterov, outputs[i]);
+    };
+  };
+  run_passes(count, sizes.data(), states.data(), use_locking, over(active_level().kernels.adam),
+             over(adam_leftover));
 }
 
 }  // namespace mso

@@ -59,4 +59,17 @@ void adam_leftover(float* m, float* v, const float* grad, float* out, std::size_
 void adam_run(float* m, float* v, const float* grad, float* out, std::size_t n, const AdamHyper& h,
               bool use_locking, bool apply = false, std::size_t leftover_from = kWholeTensor);
 
+// One whole tensor of a bucket: its moments, gradient and `out` (the delta, or the parameter when applying).
+struct AdamTensor {
+  float* m;
+  float* v;
+  const float* grad;
+  float* out;
+  std::size_t n;
+};
+
+// One step over a bucket of whole tensors sharing the same hyper-parameters, in one pass (run_passes):
+// every tensor gets adam_run's bits. Writes or (apply) adds each delta to its `out`.
+void adam_run_many(const AdamTensor* tensors, std::size_t count, const AdamHyper& h, bool use_locking, bool apply);
+
 }  // namespace mso

@@ -18,6 +18,11 @@
 //     (int64, one element: the index in this slice from which the whole tensor's last n mod 8 elements lie;
 //     the slice's length when none do; negative reads as 0), then Step's nine; output: delta. The slices
 //     together give the bits of Step on the whole tensor.
+//   AdamOffloadApplyBucket[Nesterov][Locked]: a bucket of k >= 1 whole float32 tensors in host memory that
+//     share one step's scalars, updated as AdamOffloadApply would update each, in one pass (one wake-up of
+//     the pool for the lot): beta1_power, beta2_power, lr, beta1, beta2, eps, then the k parameters, the k
+//     moment1s, the k moment2s and the k gradients (all float32; tensor i's four of one element count);
+//     output: one float32, set to 0.
 // 16-bit parameters with float32 master weights (custom_op_master.cpp; adam_master.h):
 //   AdamOffloadMaster[Nesterov][Locked][Decay][Unscale]: param (float16 or bfloat16, read only), master,
 //     moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, weight_decay, grad_scale
@@ -53,14 +58,15 @@
 // Return codes (MindSpore reports a non-zero code as a failed launch), checked in this order:
 //   0 success
 //   1 wrong number of inputs and outputs: 10 for Step, 11 for Apply and Slice; 14 for Master and
-//     MasterApply, 15 for MasterSlice; 3 for MasterPut; AdamW: 10 for Step and Apply, 11 for Master and
-//     MasterApply, 12 for MasterSlice
+//     MasterApply, 15 for MasterSlice; 3 for MasterPut; 7 + 4k (k >= 1) for ApplyBucket; AdamW: 10 for Step
+//     and Apply, 11 for Master and MasterApply, 12 for MasterSlice
 //   2 a dtype other than the above (the lead: not int64; Master*: param not float16/bfloat16, or the
 //     gradient, or the output without Apply, not of param's dtype, where MasterSlice also takes int16)
 //   3 element counts differ: param (Apply), moment1, moment2, gradient and delta (Step, Slice); master,
 //     moment1, moment2, gradient, param and the output (Master; MasterApply: an empty output;
 //     MasterSlice: the gradient and param against each other, and a negative start); a scalar or a lead
-//     too short; MasterPut: fewer gathered elements than param has, or an empty output
+//     too short; MasterPut: fewer gathered elements than param has, or an empty output; ApplyBucket: a
+//     tensor's four against each other, or an empty output
 //   (AdamW's entries check the same things in the same order, and never return 4)
 //   4 beta1_power is 1 (no step taken yet: the bias correction divides by zero)
 #pragma once

@@ -1,7 +1,7 @@
 """What AdamOffload and AdamWeightDecayOffload share: their host state and how each parameter reaches it.
 
 An optimizer of this package keeps, per parameter, two float32 moments (and a float32 master for a
-16-bit parameter) in host memory, and updates them with one custom op a parameter, picked from
+16-bit parameter) in host memory, and updates them with one custom op a parameter (or a bucket), picked from
 ``_steps.STEP_KINDS`` by the parameter's kind and the optimizer's update rule. ``HostStateOptimizer``
 builds that state, the kinds, the ops and their graph functions once (``_build_host_state``); the
 subclass brings its hyper-parameters, its checkpoint names and its ``construct``.
@@ -10,6 +10,7 @@ import time
 
 import mindspore as ms
 from mindspore.nn.optim.optimizer import Optimizer
+from mindspore.ops import functional as F
 
 from mindspore_offload import _contiguous, _env, _masters, _sharding, _steps
 from mindspore_offload import kernel
@@ -55,19 +56,37 @@ class HostStateOptimizer(Optimizer):
         kinds = [_steps.STEP_KINDS[kind] for kind in self.step_kinds]
         variants = self._host_op_variants(kinds)
 
+        # Consecutive parameters of a kind with a bucket entry that share a learning rate are updated by one op
+        # a bucket (_steps.buckets); the subclass's construct calls bucket_ops after its map.
+        lr_keys = tuple(map(id, self.group_lr)) if self.is_group_lr else (None,) * self.param_length
+        self.buckets = _steps.buckets(self.step_kinds, lr_keys)
+        in_bucket = {index for start, stop in self.buckets for index in range(start, stop)}
+
         # The host ops write these in place: views get storage of their own now and at every compile.
         written = (*self._parameters, *self.moment1, *self.moment2)
         _contiguous.make_contiguous(written)
-        guard = _contiguous.CompileGuard(written, len(self._parameters))
+        guard = _contiguous.CompileGuard(written, self.param_length - len(in_bucket) + len(self.buckets))
         # Everything the step writes, its counters and masters included (see __call__).
         self._storage = _contiguous.StorageWatch(self.get_parameters())
-        # Parallel to the parameters: parameter i is updated by graph_functions[i] through host_ops[i].
         library = kernel.library_path()
+        self.bucket_ops = tuple(_steps.bucket_op(kinds[start], self._parameters[start:stop], library, name, guard,
+                                                 use_nesterov=use_nesterov, use_locking=use_locking)
+                                for start, stop in self.buckets)
+        # Parallel to the parameters: parameter i is updated by graph_functions[i] through host_ops[i] (one in a
+        # bucket by its bucket's op: its function does nothing, and its host op is a stand-in never called).
         functions = _steps.graph_functions(self.shard, library)
-        self.graph_functions = tuple(functions[kind] for kind in self.step_kinds)
-        self.host_ops = tuple(_steps.host_op(kind, param, library, name, guard, use_nesterov=use_nesterov,
+        self.graph_functions = tuple(_steps.in_bucket if index in in_bucket else functions[kind]
+                                     for index, kind in enumerate(self.step_kinds))
+        self.host_ops = tuple(self.bucket_ops[0] if index in in_bucket else
+                              _steps.host_op(kind, param, library, name, guard, use_nesterov=use_nesterov,
                                              use_locking=use_locking, decay=decay, unscale=unscale)
-                              for kind, param, (decay, unscale) in zip(kinds, self._parameters, variants))
+                              for index, (kind, param, (decay, unscale)) in enumerate(zip(kinds, self._parameters,
+                                                                                          variants)))
+
+    def _for_each_parameter(self, value):
+        """(value,) * param_length, built by a map over the parameters: the compiler unrolls a repeated tuple
+        one call deep per element and stops at a depth of 1000 (about 600 parameters)."""
+        return self.map_(F.partial(_steps.same_value, value), self._parameters)
 
     def _host_op_variants(self, kinds):
         """Per parameter, (decay, unscale): the master kinds' op variants (_steps.host_op). None by default."""

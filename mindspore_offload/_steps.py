@@ -14,6 +14,12 @@ host; the others were decayed in the graph); ``master`` is the float32 master, o
 its moment1 as a placeholder never read. AdamOffload.construct maps one function over every parameter.
 
 Adding a kind is a row here, its graph function in ``graph_functions`` and its entry point in csrc/.
+
+A kind with a ``bucket`` entry point is updated a bucket at a time: consecutive parameters of that kind that
+share a learning rate, up to ``MAX_BUCKET`` of them, go to one op (``bucket_op``), which runs one pass over all
+their elements, split over the kernel's threads at once. A step then pays one op launch and one wake-up of
+the threads a bucket, not one a parameter; every parameter gets the bits its own op would give it. In the
+per-parameter map such a parameter's graph function is ``in_bucket``, which does nothing.
 """
 import dataclasses
 
@@ -36,11 +42,12 @@ class StepKind:
     sliced: bool = False  # this rank's slice of the state (shard_state=True); leftover_from comes first
     in_place: bool = False  # the pass writes the parameter (host memory) itself
     rule: str = "adam"  # the update rule: "adam" (AdamOffload) or "adamw" (AdamWeightDecayOffload)
+    bucket: str = ""  # the entry point that updates many parameters of this kind in one pass, if any
 
 
 STEP_KINDS = {
     "delta": StepKind("AdamOffloadStep"),
-    "host": StepKind("AdamOffloadApply", in_place=True),
+    "host": StepKind("AdamOffloadApply", in_place=True, bucket="AdamOffloadApplyBucket"),
     "sliced": StepKind("AdamOffloadSlice", sliced=True),
     "master": StepKind("AdamOffloadMaster", master=True),
     "master_host": StepKind("AdamOffloadMasterApply", master=True, in_place=True),
@@ -72,6 +79,30 @@ def choose(has_master, sliced, in_host_memory, rule="adam"):
     return name if rule == "adam" else f"{rule}_{name}"
 
 
+# Tensors a bucket takes at most: 7 + 4 x 256 inputs to one op. Past a few dozen tensors a bucket's launch
+# and wake-up are paid off; the bound keeps one op's inputs (and its shape inference) of modest size.
+MAX_BUCKET = 256
+
+
+def buckets(kind_names, lr_keys, limit=None):
+    """The buckets, as (start, stop) ranges of parameter indices: runs of consecutive parameters of one
+    kind with a bucket entry point and the same learning rate (equal ``lr_keys``), ``limit`` (default
+    MAX_BUCKET) at most a bucket. Runs, because the graph takes a bucket's parameters, moments and
+    gradients as slices of its tuples (picking them one by one unrolls into a call per element, and
+    MindSpore's compiler stops at a depth of 1000). A lone parameter is no bucket: it keeps its own op."""
+    limit = MAX_BUCKET if limit is None else limit
+    out = []
+    start = 0
+    for index in range(len(kind_names) + 1):
+        ends = index == len(kind_names) or index - start == limit or not STEP_KINDS[kind_names[index]].bucket \
+            or (kind_names[index], lr_keys[index]) != (kind_names[start], lr_keys[start])
+        if ends:
+            if index - start > 1 and STEP_KINDS[kind_names[start]].bucket:
+                out.append((start, index))
+            start = index
+    return tuple(out)
+
+
 _ARGS = ("Tuple", "Tensor", "Tensor", "Function", "Tensor", "Tensor", "Tensor", "Tensor", "Tensor")
 
 
@@ -89,6 +120,12 @@ def delta_on_device(hyper, lr, weight_decay, host_op, gradient, param, moment1, 
     beta1_power, beta2_power, beta1, beta2, eps, _ = hyper
     delta = host_op(moment1, moment2, beta1_power, beta2_power, lr, beta1, beta2, eps, gradient)
     return F.depend(True, F.assign_add(param, delta))
+
+
+@_graph_function
+def in_bucket(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master):
+    """The parameter's bucket op updates it (AdamOffload.construct calls it after the map)."""
+    return True
 
 
 @_graph_function
@@ -317,6 +354,37 @@ def host_op(kind, param, library, cls_name, guard, *, use_nesterov, use_locking,
     return op
 
 
+def bucket_op(kind, params, library, cls_name, guard, *, use_nesterov, use_locking):
+    """The custom op that runs ``kind``'s bucket entry point on ``params`` (float32, host memory), taking
+    the six scalars, then the parameters, their moment1s, moment2s and gradients. Shapes and dtypes are
+    checked when the graph is compiled, naming the parameter at fault, before any state is touched."""
+    entry = kind.bucket + ("Nesterov" if use_nesterov else "") + ("Locked" if use_locking else "")
+    k = len(params)
+
+    def per_parameter(items):
+        """Each parameter's name and its inputs in the per-parameter entries' layout: moment1, moment2, the
+        six scalars, the gradient."""
+        scalars, rest = items[:6], items[6:]
+        return [(param.name, (rest[k + i], rest[2 * k + i], *scalars, rest[3 * k + i]))
+                for i, param in enumerate(params)]
+
+    def out_shape(*shapes):
+        guard()
+        for name, layout in per_parameter(shapes):
+            check.check_gradient_shapes(layout, cls_name, name)
+        return [1]
+
+    def out_dtype(*dtypes):
+        for name, layout in per_parameter(dtypes):
+            check.check_gradient_dtypes(layout, cls_name, name)
+        return ms.float32
+
+    op = ops.Custom(f"{library}:{entry}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot")
+    op.set_device("CPU")
+    op.add_prim_attr("side_effect_mem", True)  # writes the parameters and their moments
+    return op
+
+
 update_parameter = C.MultitypeFuncGraph("mindspore_offload_update_parameter")
 
 
@@ -325,6 +393,15 @@ update_parameter = C.MultitypeFuncGraph("mindspore_offload_update_parameter")
 def _(hyper, lr, weight_decay, graph_function, host_op, gradient, param, moment1, moment2, master):
     """One parameter's update: its kind's graph function with its host op."""
     return graph_function(hyper, lr, weight_decay, host_op, gradient, param, moment1, moment2, master)
+
+
+same_value = C.MultitypeFuncGraph("mindspore_offload_same_value")
+
+
+@same_value.register("Tensor", "Tensor")
+def _(value, param):
+    """``value``, whatever the parameter: a map over the parameters with it repeats the value."""
+    return value
 
 
 scale_unless_master = C.MultitypeFuncGraph("mindspore_offload_scale_unless_master")

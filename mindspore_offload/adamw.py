@@ -148,9 +148,9 @@ class AdamWeightDecayOffload(_host_state.HostStateOptimizer):
         weight_decay = self.get_weight_decay()
         lr = self.get_lr()
         self.assignadd(self.global_step, self.global_step_increase_tensor)
-        decays = weight_decay if self.is_group else (weight_decay,) * self.param_length
+        decays = weight_decay if self.is_group else self._for_each_parameter(weight_decay)
         decays = self.map_(F.partial(_steps.decay_where_flagged, self.no_decay), self.decay_flags, decays)
-        lrs = lr if self.is_group_lr else (lr,) * self.param_length
+        lrs = lr if self.is_group_lr else self._for_each_parameter(lr)
         hyper = (self.beta1, self.beta2, self.eps)
         return self.map_reverse(F.partial(_steps.update_parameter, hyper), lrs, decays, self.graph_functions,
                                 self.host_ops, gradients, self._parameters, self.moment1, self.moment2, self.masters)

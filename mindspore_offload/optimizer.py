@@ -253,9 +253,9 @@ class AdamOffload(_host_state.HostStateOptimizer):
         """Per parameter, this step's weight decay for the master kinds' host pass. Read where decay_weight
         reads it, before global_step moves on, so a dynamic decay matches the float32 path."""
         if not self.any_decay_on_host:
-            return (self.no_decay,) * self.param_length
+            return self._for_each_parameter(self.no_decay)
         decay = self.get_weight_decay()
-        return decay if self.is_group else (decay,) * self.param_length
+        return decay if self.is_group else self._for_each_parameter(decay)
 
     def _scale_grad(self, gradients):
         """Optimizer.scale_grad for every gradient but the master kinds' (unscaled on the host)."""
@@ -272,8 +272,13 @@ class AdamOffload(_host_state.HostStateOptimizer):
         lr = self.get_lr()
         beta1_power, beta2_power = self._advance_state()
         hyper = (beta1_power, beta2_power, self.beta1, self.beta2, self.eps, self.reciprocal_scale)
-        lrs = lr if self.is_group_lr else (lr,) * self.param_length
+        lrs = lr if self.is_group_lr else self._for_each_parameter(lr)
         # map_reverse issues the parameters last to first, the order nn.AdamOffload uses.
-        return self.map_reverse(F.partial(_steps.update_parameter, hyper), lrs, weight_decay, self.graph_functions,
+        done = self.map_reverse(F.partial(_steps.update_parameter, hyper), lrs, weight_decay, self.graph_functions,
                                 self.host_ops, gradients, self._parameters, self.moment1, self.moment2, self.masters)
+        for op, (start, stop) in zip(self.bucket_ops, self.buckets):  # the buckets' parameters
+            done = F.depend(done, op(beta1_power, beta2_power, lrs[start], self.beta1, self.beta2, self.eps,
+                                     *self._parameters[start:stop], *self.moment1[start:stop],
+                                     *self.moment2[start:stop], *gradients[start:stop]))
+        return done
 

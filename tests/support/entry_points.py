@@ -13,10 +13,10 @@ SUFFIXES = ["", "Nesterov", "Locked", "NesterovLocked"]
 PREPS = {"": (None, None), "Decay": (0.02, None), "Unscale": (None, 0.25), "DecayUnscale": (0.02, 0.25)}
 
 
-def call(entry, arrays, dtypes=None):
+def call(entry, arrays, dtypes=None, library=None):
     """arrays: the numpy arrays (the inputs, then the output), as MindSpore would pass them. Returns the
-    entry point's status."""
-    fn = getattr(LIB, entry)
+    entry point's status. ``library``: another build's path (the lab's), else the shipped one."""
+    fn = getattr(LIB if library is None else ctypes.CDLL(library), entry)
     fn.restype = ctypes.c_int
     n = len(arrays)
     params = (ctypes.c_void_p * n)(*[a.ctypes.data for a in arrays])

@@ -1,0 +1,111 @@
+"""AdamOffloadApplyBucket: many whole tensors in one pass give each the bits of its own AdamOffloadApply,
+at every level and thread count, with the threads' chunks crossing from one tensor into the next."""
+import numpy as np
+import pytest
+
+from mindspore_offload import kernel
+from support.entry_points import call
+from support.reference import adam_reference, assert_step_close
+
+SIZES = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1000, 4099]
+VARIANTS = ["", "Nesterov", "Locked", "NesterovLocked"]
+
+
+def scalars(t=3):
+    s = lambda x, shape=(): np.full(shape, x, dtype=np.float32)  # noqa: E731
+    return [s(0.9**t, (1,)), s(0.999**t, (1,)), s(1e-3), s(0.9), s(0.999), s(1e-8)]
+
+
+def tensors(sizes, seed):
+    rng = np.random.default_rng(seed)
+    out = []
+    for n in sizes:
+        out.append([rng.standard_normal(n).astype(np.float32),  # param
+                    (rng.standard_normal(n) * 0.1).astype(np.float32),  # moment1
+                    (np.abs(rng.standard_normal(n)) * 0.01).astype(np.float32),  # moment2
+                    rng.standard_normal(n).astype(np.float32)])  # gradient
+    return out
+
+
+def bucket_arrays(state):
+    return scalars() + [t[0] for t in state] + [t[1] for t in state] + [t[2] for t in state] + \
+        [t[3] for t in state] + [np.full((1,), 7.0, np.float32)]
+
+
+def copy(state):
+    return [[a.copy() for a in t] for t in state]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_bucket_equals_one_apply_per_tensor_at_every_level_and_thread_count(variant, lab):
+    library = lab.__file__
+    start = tensors(SIZES + SIZES[::-1], seed=len(variant))
+    expected = copy(start)
+    for param, m, v, g in expected:  # one AdamOffloadApply a tensor, on one thread
+        assert call("AdamOffloadApply" + variant, [param, m, v] + scalars() + [g, np.zeros(1, np.float32)]) == 0
+    for isa in kernel.available_isas():
+        for threads in (1, 2, 3):
+            lab.set_isa(isa)
+            lab.set_num_threads(threads)
+            lab.set_tuning(64, 1 << 40)  # split small buckets too: chunks begin inside tensors
+            state = copy(start)
+            arrays = bucket_arrays(state)
+            assert call("AdamOffloadApplyBucket" + variant, arrays, library=library) == 0
+            assert arrays[-1][0] == 0.0
+            for i, (got, want) in enumerate(zip(state, expected)):
+                for a, b, what in zip(got[:3], want[:3], ("param", "moment1", "moment2")):
+                    assert np.array_equal(a.view(np.uint32), b.view(np.uint32)), (isa, threads, i, what)
+
+
+def test_bucket_matches_the_float64_reference():
+    state = tensors([5, 64, 1000, 33], seed=1)
+    before = copy(state)
+    assert call("AdamOffloadApplyBucket", bucket_arrays(state)) == 0
+    for (param, m, v, g), (param0, m0, v0, _) in zip(state, before):
+        ref = adam_reference(m0, v0, g, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, beta1_power=0.9**3,
+                             beta2_power=0.999**3, use_nesterov=False)
+        m64, v64, d64, bound, _ = ref
+        assert_step_close(m, v, d64.astype(np.float32), ref)  # the moments
+        # the parameter: its delta within the bound, then one rounding of the sum
+        np.testing.assert_array_less(np.abs(param - (param0 + d64)),
+                                     bound + np.abs(param) * np.finfo(np.float32).eps)
+
+
+@pytest.mark.parametrize("case, code", [
+    ("no tensor", 1),
+    ("a tensor short of its four", 1),
+    ("float16 gradient", 2),
+    ("moment size", 3),
+    ("gradient size", 3),
+    ("empty scalar", 3),
+    ("empty output", 3),
+    ("step zero", 4),
+])
+def test_errors_write_nothing(case, code):
+    state = tensors([9, 33, 4], seed=2)
+    before = copy(state)
+    arrays = bucket_arrays(state)
+    dtypes = None
+    k = len(state)
+    if case == "no tensor":
+        arrays = arrays[:6] + arrays[-1:]
+    elif case == "a tensor short of its four":
+        arrays = arrays[:-2] + arrays[-1:]
+    elif case == "float16 gradient":
+        dtypes = [str(a.dtype) for a in arrays]
+        dtypes[6 + 3 * k + 1] = "float16"
+    elif case == "moment size":
+        arrays[6 + k + 2] = arrays[6 + k + 2][:3].copy()
+    elif case == "gradient size":
+        arrays[6 + 3 * k] = arrays[6 + 3 * k][:8].copy()
+    elif case == "empty scalar":
+        arrays[2] = np.empty((0,), np.float32)
+    elif case == "empty output":
+        arrays[-1] = np.empty((0,), np.float32)
+    elif case == "step zero":
+        arrays[0] = np.ones((1,), np.float32)
+    assert call("AdamOffloadApplyBucket", arrays, dtypes) == code
+    for got, want in zip(state, before):
+        for a, b in zip(got, want):
+            if a.size == b.size:
+                assert np.array_equal(a, b)
