@@ -34,7 +34,7 @@ COMPAT = ROOT / ".compat"
 RESULTS = ROOT / "docs" / "results"
 # What every environment gets beside MindSpore: NumPy below 2 (MindSpore's datasets need it) at the floor
 # the package declares, and the test runner.
-EXTRAS = ["numpy>=1.25,<2", "pytest>=7"]
+EXTRAS = ("numpy>=1.25,<2", "pytest>=7")
 # Left out of the copy the wheel is built from: build outputs, environments, and run debris.
 NOT_COPIED = shutil.ignore_patterns(".git", ".compat", ".venv", "build", "dist", "*.egg-info", "*.so", "*.o",
                                     "__pycache__", ".pytest_cache", ".hypothesis", "rank_*", "kernel_meta")
@@ -189,7 +189,7 @@ def commit():
     return head.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")
 
 
-def report(rows, python, started):
+def report(rows, python, started, tested):
     today = datetime.date.today().isoformat()
     failures = [f"- {r['version']}: `{test}`" for r in rows for test in r["failing"]]
     text = "\n".join([
@@ -200,7 +200,7 @@ def report(rows, python, started):
         "MindSpore release pip installs here, each in its own virtual environment, MindSpore's CPU backend.",
         "",
         f"- Host: {platform.system()} {platform.machine()}, {cpu_model()}, {os.cpu_count()} logical CPUs",
-        f"- Python {platform.python_version()} ({python}); mindspore-offload at {commit()}",
+        f"- Python {platform.python_version()} ({python}); mindspore-offload at {tested}",
         f"- Command: `make compat` (`python .ci/compat.py`), {datetime.timedelta(seconds=round(time.time() - started))}"
         " in all",
         "",
@@ -221,7 +221,7 @@ def main():
     parser.add_argument("versions", nargs="*", help="MindSpore versions (default: every one pip lists)")
     parser.add_argument("--python", default=sys.executable, help="the Python each environment is made from")
     args = parser.parse_args()
-    started = time.time()
+    started, tested = time.time(), commit()  # the tree the wheel and the tests come from, before any edit
     versions = args.versions or available_versions(args.python)
     log(f"MindSpore versions: {', '.join(versions)}")
     COMPAT.mkdir(exist_ok=True)
@@ -231,7 +231,7 @@ def main():
         rows.append(check(args.python, version, wheel))
         log(f"{version}: {rows[-1]['result']}")
     print(table(rows))
-    log(f"written to {report(rows, args.python, started).relative_to(ROOT)}")
+    log(f"written to {report(rows, args.python, started, tested).relative_to(ROOT)}")
     return 0 if all(r["result"] == "pass" for r in rows) else 1
 
 
