@@ -9,7 +9,7 @@ LAB := $(VENV)/.lab-built
 SOURCES := $(wildcard csrc/*.cpp csrc/*.h) setup.py pyproject.toml
 PYTEST_ARGS ?=
 
-.PHONY: all build test example sanitize bench dist clean
+.PHONY: all build test example sanitize bench dist compat clean
 
 all: test
 
@@ -66,6 +66,14 @@ sanitize: $(DEPS)
 		$(addprefix $(CURDIR)/tests/,kernel/test_kernel.py kernel/test_lab.py kernel/test_kernel_errors.py \
 		entry_points/test_custom_op_entry.py entry_points/test_slice_property.py \
 		masters/test_kernel.py masters/test_entry.py masters/test_slice_entry.py)
+
+# The tests marked `compat` on every MindSpore release pip can install here (or on COMPAT_VERSIONS, e.g.
+# "2.7.0 2.10.0"), each in its own virtual environment under .compat/ (made once, kept by `make clean`),
+# with this package installed from a wheel; the table goes to docs/results/compat-<date>.md
+# (docs/usage.md#mindspore-versions). Needs only $(PYTHON) and GCC; not part of `make test` or CI.
+COMPAT_VERSIONS ?=
+compat:
+	$(PYTHON) .ci/compat.py $(COMPAT_VERSIONS)
 
 clean:
 	rm -rf build dist *.egg-info mindspore_offload/*.so $(BUILT) $(LAB)

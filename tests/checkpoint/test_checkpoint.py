@@ -73,6 +73,7 @@ def save(cell, path):
 PAIRS = [("ours", "ours"), ("ours", "mindspore"), ("mindspore", "ours")]
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("source, target", PAIRS, ids=[f"{s}-to-{t}" for s, t in PAIRS])
 def test_checkpoint_loads_completely_across_implementations(source, target, tmp_path):
     if "mindspore" in (source, target) and not HAS_MINDSPORE_ADAM_OFFLOAD:
@@ -95,6 +96,7 @@ def test_checkpoint_names():
     assert len(names) == 3 * len(weights) + 4
 
 
+@pytest.mark.compat
 @needs_mindspore_adam_offload
 def test_checkpoint_names_and_shapes_equal_nn_adam_offload(tmp_path):
     ours = ms.load_checkpoint(save(make_cell("ours"), tmp_path / "ours.ckpt"))
@@ -107,6 +109,7 @@ def test_checkpoint_names_and_shapes_equal_nn_adam_offload(tmp_path):
 RESUMES = ["ours", "mindspore"]
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("first", RESUMES, ids=[f"{r}-then-ours" for r in RESUMES])
 def test_resuming_equals_an_uninterrupted_run(first, tmp_path):
     if first == "mindspore" and not HAS_MINDSPORE_ADAM_OFFLOAD:

@@ -37,6 +37,7 @@ def graph(graph_mode):
     yield
 
 
+@pytest.mark.compat
 def test_resume_is_bit_identical(tmp_path):
     steps = gradient_sequence()
     whole = Train(False)
@@ -65,6 +66,7 @@ def test_a_missing_master_is_a_problem_and_nothing_loads(tmp_path, strict):
         np.testing.assert_array_equal(value, before[name], err_msg=name)
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("maker", ["ours", "nn.AdamOffload"])
 def test_a_float32_checkpoint_loads_into_a_16_bit_net_and_training_continues(tmp_path, maker):
     steps = gradient_sequence()

@@ -235,6 +235,7 @@ def test_masters_follow_float32_adam_fed_the_same_gradients(wrapper, dtype, mode
     assert not np.array_equal(bits(params32[0]), bits(widened_holder(Elementwise(dtype))[0]))  # it moved
 
 
+@pytest.mark.compat
 @MODES
 @pytest.mark.parametrize("wrapper", ["Model+FixedLossScaleManager", "AllFiniteLossScaleCell"])
 def test_a_float16_dense_net_with_weight_decay_and_nesterov(wrapper, mode):
@@ -253,7 +254,9 @@ def test_a_float16_dense_net_with_weight_decay_and_nesterov(wrapper, mode):
     for x, y in data(label_shape=(SHAPE[0], 3)):
         step_grads = grads(x, y)
         cell(x, y)
-        opt32(tuple(Tensor(g.astype(ms.float32).asnumpy()) for g in step_grads))
+        # Widened by NumPy: in MindSpore 2.7.0-2.7.2 (GRAPH_MODE, CPU), Tensor.astype(float32) of these float16
+        # MatMul gradients returns values float16 cannot hold, not the float16 gradient widened.
+        opt32(tuple(Tensor(g.asnumpy().astype(np.float32)) for g in step_grads))
     assert_follows(opt16, net.trainable_params(), opt32, params32)
 
 
@@ -382,6 +385,7 @@ def test_plain_loss_scale_cell_fails_on_cpu_as_for_nn_adam(mode):
             np.testing.assert_array_equal(after[name], value, err_msg=name)
 
 
+@pytest.mark.compat
 @MODES
 def test_o3_keeps_float32_parameters_and_matches_nn_adamoffload(mode):
     """amp_level O3 on a float32 net casts in the graph: the parameters, their gradients and the optimizer

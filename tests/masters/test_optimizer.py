@@ -18,6 +18,7 @@ from support.masters import (CASES, LAYOUT, Holder, as_tensor, assert_masters_fo
 MODES = pytest.mark.parametrize("mode", [ms.GRAPH_MODE, ms.PYNATIVE_MODE], ids=["graph", "pynative"])
 
 
+@pytest.mark.compat
 @MODES
 @pytest.mark.parametrize("case", CASES)
 def test_masters_follow_the_float32_path_bit_for_bit(mode, case, tmp_path, monkeypatch):
