@@ -11,7 +11,8 @@ For each version, one after another (each MindSpore wheel is about 800 MB and th
    ``mindspore_offload`` (which may hold an in-place build for another MindSpore) is not on ``sys.path``.
 
 A table (MindSpore, NumPy, result, passed/failed/skipped, minutes) is printed and written with the failing
-test ids to ``docs/results/compat-<date>.md``; the exit status is 1 when any version did not pass.
+test ids to ``docs/results/compat-<date>.md`` (``compat-<date>-<versions>.md`` when versions are named); the
+exit status is 1 when any version did not pass.
 
     python .ci/compat.py                  # every version `pip index versions mindspore` lists
     python .ci/compat.py 2.7.0 2.10.0     # just these
@@ -189,7 +190,8 @@ def commit():
     return head.stdout.strip() + (" with uncommitted changes" if dirty.stdout.strip() else "")
 
 
-def report(rows, python, started, tested):
+def report(rows, python, started, tested, chosen):
+    """The run's page: compat-<date>.md for every version pip lists, compat-<date>-<versions>.md for a choice."""
     today = datetime.date.today().isoformat()
     failures = [f"- {r['version']}: `{test}`" for r in rows for test in r["failing"]]
     text = "\n".join([
@@ -211,7 +213,8 @@ def report(rows, python, started, tested):
         "",
     ])
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"compat-{today}.md"
+    name = f"compat-{today}-{'_'.join(r['version'] for r in rows)}" if chosen else f"compat-{today}"
+    path = RESULTS / f"{name}.md"
     path.write_text(text)
     return path
 
@@ -231,7 +234,7 @@ def main():
         rows.append(check(args.python, version, wheel))
         log(f"{version}: {rows[-1]['result']}")
     print(table(rows))
-    log(f"written to {report(rows, args.python, started, tested).relative_to(ROOT)}")
+    log(f"written to {report(rows, args.python, started, tested, bool(args.versions)).relative_to(ROOT)}")
     return 0 if all(r["result"] == "pass" for r in rows) else 1
 
 
