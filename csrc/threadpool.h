@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace mso {
 
@@ -10,6 +11,15 @@ using RangeFn = void (*)(void* ctx, std::size_t begin, std::size_t len);
 
 int get_num_threads();
 void set_num_threads(int n);  // n >= 1; the calling thread counts as one
+
+// After a job, a worker spins this long for the next one before it sleeps, and a caller spins this long
+// for its helpers to finish before it sleeps: a training step's host ops follow each other within tens of
+// microseconds, and waking a sleeping thread (in a VM, a halted vCPU) costs about as much as a small
+// pass. Bounded, so a process with no step for a millisecond uses no CPU. MINDSPORE_OFFLOAD_SPIN_US
+// overrides it (read in mindspore_offload/_env.py); 0 sleeps at once.
+constexpr std::uint32_t kDefaultSpinMicroseconds = 100;
+std::uint32_t get_spin_microseconds();
+void set_spin_microseconds(std::uint32_t us);
 
 // Runs fn(ctx, i) for every i in [0, count), the calling thread taking part, and returns when all
 // are done. If another caller is using the pool at that moment, runs them all on this thread.
