@@ -43,6 +43,8 @@ def test_an_idle_process_uses_no_cpu_time(spin_us):
 
 
 def test_a_spin_past_the_idle_time_is_measured():
-    """The measurement can fail: with a 1 s bound the worker spins through the whole half second."""
+    """The measurement can fail: with a 1 s bound the worker spins through the whole half second. On a
+    machine shared with other jobs it gets only its slice of a CPU (about 100 ms of the 500 at a load
+    average of 8 on 2 CPUs); an idle pool measures under 0.1 ms."""
     used = idle_cpu_ms(MINDSPORE_OFFLOAD_SPIN_US="1000000")
-    assert used > 100.0, f"only {used:.1f} ms of CPU time while a worker spins"
+    assert used > 25.0, f"only {used:.1f} ms of CPU time while a worker spins"
