@@ -43,6 +43,7 @@ bench: $(BUILT) $(LAB)
 	PYTHONPATH=$(CURDIR) $(BENCH_PY) benchmarks/bench_kernel.py
 	PYTHONPATH=$(CURDIR) $(BENCH_PY) benchmarks/bench_ranks.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_models.py
 
 # The source distribution and a wheel in dist/, each built in an isolated environment from pyproject.toml's
 # build requirements (tests/packaging/test_sdist_install.py, run by `make test`, installs the sdist into a

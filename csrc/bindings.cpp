@@ -226,20 +226,23 @@ PYBIND11_MODULE(_C, mod) {
   mod.def("available_isas", &available_isas);
   mod.def("active_isa", [] { return std::string(mso::active_level().name); });
   mod.def("set_isa", &set_isa, py::arg("name"));
-  // The size thresholds in force (derived from this CPU's caches, or the environment's overrides).
+  // The size thresholds in force (derived from this CPU's caches, or the environment's overrides), and
+  // the pool's spin bound in microseconds (threadpool.h).
   mod.def("thresholds", [] {
     const mso::Tuning t = mso::tuning();
     return py::dict(py::arg("grain") = t.grain, py::arg("stream_min") = t.stream_min,
-                    py::arg("prefetch_min") = t.prefetch_min);
+                    py::arg("prefetch_min") = t.prefetch_min, py::arg("spin_us") = mso::get_spin_microseconds());
   });
   // The environment's overrides, read and checked in mindspore_offload/_env.py; None keeps the derived
   // value. Private: kernel.py calls it once, at import.
-  mod.def("override_thresholds", [](std::optional<std::size_t> stream_min, std::optional<std::size_t> prefetch_min) {
+  mod.def("override_thresholds", [](std::optional<std::size_t> stream_min, std::optional<std::size_t> prefetch_min,
+                                    std::optional<std::uint32_t> spin_us) {
     mso::Tuning t = mso::tuning();
     if (stream_min) t.stream_min = *stream_min;
     if (prefetch_min) t.prefetch_min = *prefetch_min;
     mso::set_tuning(t);
-  }, py::arg("stream_min"), py::arg("prefetch_min"));
+    if (spin_us) mso::set_spin_microseconds(*spin_us);
+  }, py::arg("stream_min"), py::arg("prefetch_min"), py::arg("spin_us") = std::nullopt);
   mod.def("get_num_threads", &mso::get_num_threads);
   mod.def("set_num_threads", &mso::set_num_threads, py::arg("n"));
 #ifdef MSO_LAB

@@ -13,6 +13,8 @@ At run time (read when `mindspore_offload.kernel` is imported, or an `AdamOffloa
                                    with streaming stores (default: from the CPU's L3 size).
     MINDSPORE_OFFLOAD_PREFETCH_MIN a whole number in [0, 2^64 - 1]: a thread's chunk this long prefetches
                                    ahead (default: from the L2 size on Intel, never elsewhere).
+    MINDSPORE_OFFLOAD_SPIN_US      a whole number in [0, 1000000]: microseconds an idle pool thread spins for
+                                   the next pass before it sleeps (default 100, csrc/threadpool.h).
     The launcher's rank counts     LOCAL_WORLD_SIZE, OMPI_COMM_WORLD_LOCAL_SIZE, MPI_LOCALNRANKS, MS_ROLE,
                                    MS_WORKER_NUM: read as they are (not ours), for the default thread count.
     MINDSPORE_OFFLOAD_SHARD_MIN_SIZE  a whole number in [0, 2^63 - 1]: with shard_state=True, the smallest
@@ -46,6 +48,9 @@ SIZE_MAX = 2 * sys.maxsize + 1
 # The sharding threshold is compared with element counts, which MindSpore keeps as int64 (a shape's
 # dimensions): from the largest one on, no parameter is sliced, so a larger value could mean nothing more.
 INT64_MAX = 2**63 - 1
+# The spin bound reaches the pool as a uint32 of microseconds (csrc/threadpool.h). A second is already far
+# past any use: a thread that spins that long after each pass burns a CPU while the process idles.
+MAX_SPIN_US = 1_000_000
 
 
 def _read(name):
@@ -98,6 +103,11 @@ def prefetch_min():
     """MINDSPORE_OFFLOAD_PREFETCH_MIN, or None for the threshold derived from the caches."""
     return _whole_number("MINDSPORE_OFFLOAD_PREFETCH_MIN", 0, SIZE_MAX,
                          "Unset it to derive the threshold from this CPU's caches.")
+
+
+def spin_us():
+    """MINDSPORE_OFFLOAD_SPIN_US, or None for the pool's default spin bound."""
+    return _whole_number("MINDSPORE_OFFLOAD_SPIN_US", 0, MAX_SPIN_US, "Unset it to use the default bound.")
 
 
 LAUNCHER_VARIABLES = ("LOCAL_WORLD_SIZE", "OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "MS_ROLE", "MS_WORKER_NUM")

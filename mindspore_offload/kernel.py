@@ -14,6 +14,8 @@ naming the allowed values):
     MINDSPORE_OFFLOAD_STREAM_MIN, MINDSPORE_OFFLOAD_PREFETCH_MIN: elements from which the delta is written
         with streaming stores / a thread's chunk prefetches ahead (default: L3 / 16 bytes; L2 / 4 bytes on
         Intel, never elsewhere; see docs/performance.md).
+    MINDSPORE_OFFLOAD_SPIN_US: how long, in microseconds, an idle pool thread spins for the next pass before
+        it sleeps, a whole number in [0, 1000000] (default 100; 0 sleeps at once).
 Without MINDSPORE_OFFLOAD_NUM_THREADS the pool takes this rank's share of the CPUs (all of them for a
 single process; see mindspore_offload/_threads.py).
 """
@@ -52,7 +54,7 @@ def _apply_environment():
         _C.set_isa(forced)
     threads = _env.num_threads()
     _C.set_num_threads(threads if threads is not None else default_num_threads(_env.launcher()))
-    _C.override_thresholds(_env.stream_min(), _env.prefetch_min())
+    _C.override_thresholds(_env.stream_min(), _env.prefetch_min(), _env.spin_us())
 
 
 _apply_environment()

@@ -26,12 +26,16 @@ def parse_args(argv=None):
     p.add_argument("--sizes", default="16,18,20,22", help="comma-separated powers of two")
     p.add_argument("--threads", default="2", help="comma-separated thread counts")
     p.add_argument("--grains", default="14,15,16,17", help="comma-separated powers of two")
+    p.add_argument("--spins", default="",
+                   help="comma-separated pool spin bounds in us (MINDSPORE_OFFLOAD_SPIN_US), each with every grain; "
+                        "default: the current one only")
     p.add_argument("--repeat", type=int, default=15)
     p.add_argument("--no-peers", action="store_true")
     a = p.parse_args(argv)
     a.sizes = [1 << int(e) for e in a.sizes.split(",")]
     a.threads = [int(t) for t in a.threads.split(",")]
     a.grains = [1 << int(e) for e in a.grains.split(",")]
+    a.spins = [int(x) for x in a.spins.split(",") if x]
     return a
 
 
@@ -39,6 +43,8 @@ def main(argv=None):
     args = parse_args(argv)
     saved = _bench.get_tuning()
     current = saved["grain"]
+    spin = _bench.thresholds()["spin_us"]
+    spins = args.spins or [spin]
     grains = sorted(set(args.grains) | {current})
     peers = Peers(not args.no_peers)
     print(f"level {_bench.active_isa()}; current grain 2^{current.bit_length() - 1}; {args.repeat} repetitions; "
@@ -51,10 +57,13 @@ def main(argv=None):
                 _bench.set_num_threads(threads)
                 impls = []
                 for g in grains:
-                    def ours(g=g):
-                        _bench.set_tuning(grain=g)
-                        _bench.adam_apply(b.p, b.m, b.v, b.g, *lr_powers(), False)
-                    impls.append(Impl(f"grain 2^{g.bit_length() - 1}", ours, threads, _bench.set_num_threads))
+                    for s in spins:
+                        def ours(g=g, s=s):
+                            _bench.set_tuning(grain=g)
+                            _bench.override_thresholds(None, None, s)
+                            _bench.adam_apply(b.p, b.m, b.v, b.g, *lr_powers(), False)
+                        label = f"grain 2^{g.bit_length() - 1}" + (f" spin {s}" if s != spin else "")
+                        impls.append(Impl(label, ours, threads, _bench.set_num_threads))
                 if peers.ds is not None:
                     impls += [i for i in peers.impls(b, threads) if i.name.startswith("deepspeed")]
                 for impl in impls:
@@ -73,6 +82,7 @@ def main(argv=None):
                       flush=True)
     finally:
         _bench.set_tuning(**saved)
+        _bench.override_thresholds(None, None, spin)
 
 
 if __name__ == "__main__":

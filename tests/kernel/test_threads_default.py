@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from mindspore_offload._threads import default_num_threads, local_rank_count
+from mindspore_offload._threads import default_num_threads, local_rank_count, msrun_local_workers
 
 
 @pytest.mark.parametrize("environ, ranks", [
@@ -22,6 +22,37 @@ def test_local_rank_count_from_the_launcher(environ, ranks):
     assert local_rank_count(environ) == ranks
 
 
+MSRUN = ("/venv/bin/python", "/venv/bin/msrun")
+WORKER = {"MS_ROLE": "MS_WORKER", "MS_WORKER_NUM": "16"}  # 16 workers over all hosts
+
+
+@pytest.mark.parametrize("command, local", [
+    ((*MSRUN, "--worker_num=16", "--local_worker_num=8", "--node_rank=1", "train.py"), 8),
+    ((*MSRUN, "--worker_num", "16", "--local_worker_num", "1", "train.py"), 1),
+    (("/venv/bin/python", "-m", "mindspore.parallel.cluster.run", "--local_worker_num=4", "t.py"), 4),
+    ((*MSRUN, "--worker_num=16", "train.py"), None),               # not given: MS_WORKER_NUM decides
+    ((*MSRUN, "--local_worker_num=0", "train.py"), None),
+    ((*MSRUN, "--local_worker_num=four", "train.py"), None),
+    ((*MSRUN, "--local_worker_num"), None),
+    (("/usr/bin/python", "train.py", "--local_worker_num=4"), None),  # not msrun
+    ((), None),                                                    # parent's command line unreadable
+])
+def test_msrun_local_workers_from_its_command_line(command, local):
+    assert msrun_local_workers(command) == local
+
+
+@pytest.mark.parametrize("environ, command, ranks", [
+    (WORKER, (*MSRUN, "--worker_num=16", "--local_worker_num=8", "--node_rank=1", "t.py"), 8),  # 2 hosts of 8
+    (WORKER, (*MSRUN, "--worker_num=16", "--local_worker_num=1", "--node_rank=3", "t.py"), 1),  # 1 rank a host
+    (WORKER, ("/usr/bin/bash", "run.sh"), 16),                    # not started by msrun: the total, as before
+    ({"MS_ROLE": "MS_SCHED", "MS_WORKER_NUM": "16"}, (*MSRUN, "--local_worker_num=8"), 1),
+    ({**WORKER, "LOCAL_WORLD_SIZE": "2"}, (*MSRUN, "--local_worker_num=8"), 2),  # a launcher's own count first
+])
+def test_an_msrun_worker_counts_the_ranks_on_its_host(environ, command, ranks):
+    assert local_rank_count(environ, command) == ranks
+    assert default_num_threads(environ, 64, 64, command) == 64 // ranks
+
+
 @pytest.mark.parametrize("environ, usable, online, threads", [
     ({}, 64, 64, 64),                                      # one process: every CPU it may use
     ({}, 8, 64, 8),                                        # one process under taskset: its mask
@@ -29,12 +60,12 @@ def test_local_rank_count_from_the_launcher(environ, ranks):
     ({"LOCAL_WORLD_SIZE": "8"}, 8, 64, 8),                 # msrun --bind_core: its own 8 CPUs, whole
     ({"LOCAL_WORLD_SIZE": "8"}, 16, 64, 2),                # a 16-CPU container shared by 8 ranks
     ({"LOCAL_WORLD_SIZE": "8"}, 4, 4, 1),                  # more ranks than CPUs: at least one
-    ({"MS_ROLE": "MS_WORKER", "MS_WORKER_NUM": "2"}, 2, 2, 1),  # msrun with 2 workers on this machine
+    ({"MS_ROLE": "MS_WORKER", "MS_WORKER_NUM": "2"}, 2, 2, 1),  # msrun's total where its command line says nothing
     ({}, 4096, 4096, 1024),                                # past the pool's bound (_env.MAX_NUM_THREADS)
     ({"LOCAL_WORLD_SIZE": "2"}, 4096, 4096, 1024),
 ])
 def test_default_is_the_rank_share(environ, usable, online, threads):
-    assert default_num_threads(environ, usable, online) == threads
+    assert default_num_threads(environ, usable, online, ()) == threads
 
 
 def run_python(code, **env):

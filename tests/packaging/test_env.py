@@ -20,6 +20,7 @@ SWITCH_ALLOWED = "must be one of '0', '1'"
 THREADS_RANGE = "must be a whole number in [1, 1024]"
 SIZE_T_RANGE = "must be a whole number in [0, 18446744073709551615]"
 INT64_RANGE = "must be a whole number in [0, 9223372036854775807]"
+SPIN_RANGE = "must be a whole number in [0, 1000000]"
 # Past every bound: the C++ int (2^31), the size_t (2^64), and more digits than int() takes from a string.
 HUGE = ["1e23", "100000000000000000000000", str(2**64), "9" * 5000]
 
@@ -34,6 +35,8 @@ BAD = [
      SIZE_T_RANGE),
     ("MINDSPORE_OFFLOAD_SHARD_MIN_SIZE", _env.shard_min_size, ["-1", "4k", "1.5", " 8", "65536 ", str(2**63), *HUGE],
      INT64_RANGE),
+    ("MINDSPORE_OFFLOAD_SPIN_US", _env.spin_us, ["-1", "100us", "0.5", " 100", "1000001", str(2**32), *HUGE],
+     SPIN_RANGE),
     ("MINDSPORE_OFFLOAD_HOST_APPLY", _env.host_apply, ["false", "true", "off", "no", "2", " 0", "0 "],
      SWITCH_ALLOWED),
     ("MINDSPORE_OFFLOAD_NATIVE", lambda: _env.build_switch("MINDSPORE_OFFLOAD_NATIVE"), ["yes", "true", "on", "2"],
@@ -64,6 +67,7 @@ GOOD = [
     ("MINDSPORE_OFFLOAD_PREFETCH_MIN", _env.prefetch_min, {"0": 0, "12345": 12345, str(2**64 - 1): 2**64 - 1}, None),
     ("MINDSPORE_OFFLOAD_SHARD_MIN_SIZE", _env.shard_min_size,
      {"0": 0, "65536": 65536, str(2**63 - 1): 2**63 - 1, "0" * 30 + "7": 7}, None),
+    ("MINDSPORE_OFFLOAD_SPIN_US", _env.spin_us, {"0": 0, "50": 50, "1000000": 1000000}, None),
     ("MINDSPORE_OFFLOAD_HOST_APPLY", _env.host_apply, {"1": True, "0": False}, True),
     ("MINDSPORE_OFFLOAD_NATIVE", lambda: _env.build_switch("MINDSPORE_OFFLOAD_NATIVE"), {"1": True, "0": False},
      False),
@@ -119,6 +123,7 @@ def test_isa_this_cpu_lacks_fails_the_import():
     ("MINDSPORE_OFFLOAD_NUM_THREADS", "4000000000", THREADS_RANGE),
     ("MINDSPORE_OFFLOAD_STREAM_MIN", "100000000000000000000000", SIZE_T_RANGE),
     ("MINDSPORE_OFFLOAD_PREFETCH_MIN", str(2**64), SIZE_T_RANGE),
+    ("MINDSPORE_OFFLOAD_SPIN_US", str(2**32), SPIN_RANGE),
 ])
 def test_an_out_of_range_number_fails_the_import_with_the_range(name, value, message):
     """Not pybind11's 'incompatible function arguments' TypeError from the C++ call the value would reach."""
@@ -130,11 +135,13 @@ def test_an_out_of_range_number_fails_the_import_with_the_range(name, value, mes
 
 def test_the_largest_thresholds_reach_the_kernel():
     """The upper bound is the C++ size_t's: the largest value passes through to the kernel unchanged."""
-    code = "from mindspore_offload import kernel, _C; t = _C.thresholds(); print(t['stream_min'], t['prefetch_min'])"
+    code = ("from mindspore_offload import kernel, _C; t = _C.thresholds(); "
+            "print(t['stream_min'], t['prefetch_min'], t['spin_us'])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=_clean_env(MINDSPORE_OFFLOAD_STREAM_MIN=str(2**64 - 1), MINDSPORE_OFFLOAD_PREFETCH_MIN="0"))
+                          env=_clean_env(MINDSPORE_OFFLOAD_STREAM_MIN=str(2**64 - 1), MINDSPORE_OFFLOAD_PREFETCH_MIN="0",
+                                         MINDSPORE_OFFLOAD_SPIN_US="1000000"))
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split() == [str(2**64 - 1), "0"]
+    assert proc.stdout.split() == [str(2**64 - 1), "0", "1000000"]
 
 
 def test_bad_host_apply_fails_the_optimizer(monkeypatch):

@@ -66,3 +66,33 @@ def launch_ok(script, args, workers, out, timeout):
     for rank in range(workers):
         assert (out / f"finished_rank{rank}").exists(), f"rank {rank} did not finish\n{logs(log_dir)}"
     return out
+
+
+def launch_hosts(script, args, hosts, workers_per_host, out, timeout):
+    """Runs tests/workers/<script> as `hosts` msrun "hosts" on this machine (--node_rank 0..hosts-1, each with
+    --local_worker_num=workers_per_host, all joining the scheduler at 127.0.0.1); returns the log folders.
+
+    Every msrun starts a scheduler; on one machine all but the first fail on the taken port, which
+    the workers do not notice (a real second host has its own port). Fails the test on a timeout."""
+    env = msrun_env()
+    msrun = shutil.which("msrun", path=env["PATH"])
+    if msrun is None:
+        pytest.skip(f"msrun is not installed next to {sys.executable}")
+    port = free_port()
+    procs, log_dirs = [], []
+    for node in range(hosts):
+        log_dir = out / f"logs_host{node}"
+        log_dirs.append(log_dir)
+        command = [msrun, f"--worker_num={hosts * workers_per_host}", f"--local_worker_num={workers_per_host}",
+                   f"--node_rank={node}", "--master_addr=127.0.0.1", f"--master_port={port}", "--join=True",
+                   f"--log_dir={log_dir}", str(WORKERS / script), *map(str, args)]
+        procs.append(subprocess.Popen(command, cwd=out, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        for proc in procs:
+            proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for proc in procs:
+            proc.kill()
+        pytest.fail(f"msrun ({script}, {hosts} hosts) did not finish in {timeout} s\n"
+                    + "\n".join(logs(d) for d in log_dirs))
+    return log_dirs
