@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <mutex>
 
+#include "fp_env.h"
 #include "threadpool.h"
 #include "tuning.h"
 
@@ -31,11 +32,13 @@ inline std::mutex& lock_for(const void* state) {
 // boundaries), then leftover(body, n - body) on the calling thread, where body is where the leftovers
 // begin: n - n mod 8 for a whole tensor, else leftover_from (at most n). A slice of a tensor passes
 // where the whole tensor's leftovers fall in it (n: none), so slices give the whole tensor's bits.
-// With use_locking, the whole pass holds lock_for(state).
+// With use_locking, the whole pass holds lock_for(state). The whole pass, leftovers included, computes in
+// the fixed FP environment of fp_env.h, whatever the caller's.
 template <class Chunk, class Leftover>
 void run_pass(std::size_t n, std::size_t leftover_from, const void* state, bool use_locking, const Chunk& chunk,
               const Leftover& leftover) {
   if (n == 0) return;
+  const PassFpEnv fp_env;
   const std::size_t body =
       leftover_from == kWholeTensor ? n - n % kMindSporeVectorWidth : std::min(leftover_from, n);
   std::unique_lock<std::mutex> lock;

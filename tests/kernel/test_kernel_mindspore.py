@@ -58,7 +58,7 @@ def test_bad_isa_environment_fails_at_import(value):
     proc = subprocess.run([sys.executable, "-c", code], env={"MINDSPORE_OFFLOAD_ISA": value, **_base_env()},
                           capture_output=True, text=True)
     assert proc.returncode != 0
-    assert "MINDSPORE_OFFLOAD_ISA must be one of 'avx512', 'avx2', 'scalar'" in proc.stderr
+    assert "MINDSPORE_OFFLOAD_ISA must be one of 'avx512', 'avx2', 'neon', 'scalar'" in proc.stderr
 
 
 @pytest.mark.parametrize("isa", kernel.available_isas())

@@ -17,8 +17,16 @@ inputs with another dtype or fewer elements, one input at a time. The last line,
 
 The compiled modules are loaded by path (the package's __init__ is not run, so MindSpore is not imported
 and the digest does not depend on the Python side). Needs only NumPy.
+
+Across machines (`make test-aarch64`, tools/test_aarch64.sh): `--json FILE` also writes the digests as JSON,
+`--quick` leaves out the 2^17 + 5 size (an emulated CPU runs the rest in minutes), and
+`--compare A.json B.json` checks that every entry point gives one digest at every level and thread count of
+both files (an x86-64 one with avx512/avx2/scalar and an aarch64 one with neon/scalar, say).
 """
+import argparse
 import ctypes
+import json
+import sys
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -313,7 +321,10 @@ def abi(lib, h):
             feed(h, call(lib, entry, arrays, names), *copies)
 
 
-def main():
+def main(quick=False, json_path=None):
+    global SIZES
+    if quick:
+        SIZES = [n for n in SIZES if n < 1 << 17]
     c, c_lib = load("_C")
     bench, bench_lib = load("_bench")
     print("# digest of", c.__file__, "and", bench.__file__)  # not part of the total
@@ -339,7 +350,50 @@ def main():
     lines.append(f"abi {h.hexdigest()}")
     print(lines[-1])
     print("total", hashlib.sha256("\n".join(lines).encode()).hexdigest())
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"machine": os.uname().machine, "quick": quick, "lines": lines}, f, indent=0)
+
+
+def by_entry(lines):
+    """{'adam_delta threads=1': {'avx2': digest, ...}, 'abi': {'': digest}} from main's lines."""
+    out = {}
+    for line in lines:
+        words = line.split()
+        if words[0] == "abi":
+            out.setdefault("abi", {})[""] = words[1]
+        else:
+            out.setdefault(f"{words[0]} {words[2]}", {})[words[1]] = words[3]
+    return out
+
+
+def compare(paths):
+    """0 if every entry point has one digest over every level, thread count and file; else lists them."""
+    runs = []
+    for path in paths:
+        with open(path) as f:
+            runs.append(json.load(f))
+    if len({run["quick"] for run in runs}) != 1:
+        raise SystemExit("the files were made with and without --quick: they cannot match")
+    tables = [by_entry(run["lines"]) for run in runs]
+    bad = 0
+    for key in tables[0]:
+        seen = {(run["machine"], level): digest for run, table in zip(runs, tables)
+                for level, digest in table.get(key, {"missing": None}).items()}
+        if len(set(seen.values())) != 1:
+            bad += 1
+            print(f"DIFFERENT {key}: " + ", ".join(f"{m}/{lv}={d and d[:12]}" for (m, lv), d in seen.items()))
+    levels = sorted({f"{run['machine']}/{lv}" for run, t in zip(runs, tables) for k in t for lv in t[k] if lv})
+    print(f"{len(tables[0]) - bad} of {len(tables[0])} entry digests equal across {', '.join(levels)}")
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="leave out the 2^17 + 5 size")
+    parser.add_argument("--json", metavar="FILE", help="also write the digests to FILE")
+    parser.add_argument("--compare", nargs="+", metavar="FILE", help="compare --json files; make no digest")
+    args = parser.parse_args()
+    if args.compare:
+        sys.exit(compare(args.compare))
+    main(args.quick, args.json)
