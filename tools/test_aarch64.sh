@@ -98,9 +98,19 @@ PYTHONPATH=$REPO:$SITE "$APY" tests/support/digest.py --quick --json "$DIR/diges
 "$HOST_PY" tests/support/digest.py --compare "$DIR/digest-x86_64.json" "$DIR/digest-aarch64.json"
 
 step "kernel, entry-point and master kernel tests, and parity with nn.AdamOffload, on aarch64"
+# MindSpore's import turns on flush-to-zero in the importing thread on aarch64 (tests/kernel/test_fp_env.py),
+# so NumPy's finfo, first computed by SciPy inside that import, warns that the smallest subnormal is zero;
+# the project's warnings-as-errors would make that warning fail the import itself.
 PYTHONPATH=$REPO:$SITE "$APY" -m pytest -p no:cacheprovider -q -rs ${PYTEST_ARGS:-} \
-  tests/kernel/test_kernel.py tests/kernel/test_kernel_errors.py tests/kernel/test_lab.py \
-  tests/kernel/test_reliability.py tests/kernel/test_fp_env.py \
+  -W "ignore:The value of the smallest subnormal:UserWarning" \
+  tests/kernel/test_kernel.py tests/kernel/test_kernel_errors.py tests/kernel/test_lab.py tests/kernel/test_fp_env.py \
+  tests/kernel/test_reliability.py tests/kernel/test_threads_default.py tests/kernel/test_portability.py \
+  tests/kernel/test_kernel_mindspore.py tests/kernel/test_leftover_mindspore.py \
   tests/entry_points tests/masters/test_kernel.py tests/masters/test_entry.py tests/masters/test_slice_entry.py \
-  tests/optimizer/test_parity.py -k "not test_parity or aarch64_subset"
+  "tests/optimizer/test_parity.py::test_trains_like_mindspore_adam_offload[defaults-graph]" \
+  "tests/optimizer/test_parity.py::test_trains_like_mindspore_adam_offload[defaults-pynative]" \
+  "tests/optimizer/test_parity.py::test_trains_like_mindspore_adam_offload[nesterov-graph]" \
+  "tests/optimizer/test_parity.py::test_trains_like_mindspore_adam_offload[nesterov-pynative]" \
+  "tests/masters/test_optimizer.py::test_masters_follow_the_float32_path_bit_for_bit[plain-graph]" \
+  "tests/masters/test_optimizer.py::test_masters_follow_the_float32_path_bit_for_bit[plain-pynative]"
 step "done"

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 from mindspore_offload import kernel
+from support.host import large
 from support.reference import adam_reference, assert_step_close
 
-SIZES = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1000, 4099, (1 << 20) + 5]
+SIZES = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1000, 4099, large((1 << 20) + 5)]
 HYPER = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)
 STEPS = 4
 
