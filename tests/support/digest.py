@@ -118,10 +118,26 @@ def written(param, t):
     return param
 
 
-def feed(h, rc, *arrays):
+# A NaN made by an invalid operation (inf / inf, inf - inf, 0 * inf: only from infinite inputs) has the sign bit
+# set on x86 (0xFFC00000, its "indefinite") and clear on aarch64 (0x7FC00000, its default NaN); every other
+# bit agrees. The digests hash NaNs without their sign, so they compare across the families.
+NAN_ABOVE = {"float32": (0x7FFFFFFF, 0x7F800000), "float16": (0x7FFF, 0x7C00), "bfloat16": (0x7FFF, 0x7F80)}
+
+
+def unsigned_nans(a, half):
+    """The bits of `a` (float32, or uint16 holding `half`), with the sign of every NaN cleared."""
+    kind = "float32" if a.dtype == np.float32 else half
+    if kind not in NAN_ABOVE:
+        return a
+    bits = a.view(np.uint32 if kind == "float32" else np.uint16)
+    magnitude, inf = NAN_ABOVE[kind]
+    return np.where((bits & magnitude) > inf, bits & magnitude, bits).astype(bits.dtype)
+
+
+def feed(h, rc, *arrays, half=None):
     h.update(int(rc).to_bytes(4, "little", signed=True))
     for a in arrays:
-        h.update(np.ascontiguousarray(a).view(np.uint8).tobytes())
+        h.update(np.ascontiguousarray(unsigned_nans(np.asarray(a), half)).view(np.uint8).tobytes())
 
 
 def leftover_from(n, start, k):
@@ -156,7 +172,7 @@ def kernel_master(mod, h):
                     mod.adam_master_step(w, m, v, g, out, param if with_param else None, *HYPER.values(),
                                          HYPER["beta1"] ** t, HYPER["beta2"] ** t, nesterov, half, DECAY, decay,
                                          SCALE, unscale, locking)
-                    feed(h, 0, w, m, v, out)
+                    feed(h, 0, w, m, v, out, half=half)
                     param = out.copy()
 
 
@@ -201,12 +217,12 @@ def entry_master(lib, entry, h):
                         done = np.full(1, 7.0, np.float32)
                         rc = call(lib, entry, [param, w, m, v] + scalars(t, wd, scale) + [g, done],
                                   [half] + ["float32"] * 11 + [half, "float32"])
-                        feed(h, rc, param, w, m, v, done)
+                        feed(h, rc, param, w, m, v, done, half=half)
                     else:
                         out = np.full(n, 7, np.uint16)
                         rc = call(lib, entry, [param, w, m, v] + scalars(t, wd, scale) + [g, out],
                                   [half] + ["float32"] * 11 + [half, half])
-                        feed(h, rc, param, w, m, v, out)
+                        feed(h, rc, param, w, m, v, out, half=half)
                         param = out
 
 
@@ -227,7 +243,7 @@ def master_slices(lib, entry, h, masters, g, param, hyper, half, bits):
         pieces = [w[part].copy(), m[part].copy(), v[part].copy()]
         rc = call(lib, entry, [lead, current] + pieces + hyper + [grad, out],
                   ["int64", half] + ["float32"] * 11 + [half, "int16" if bits else half])
-        feed(h, rc, *pieces, out)
+        feed(h, rc, *pieces, out, half=half)
         w[part], m[part], v[part] = pieces
         outs.append(out)
     for a, b in zip(masters, (w, m, v)):
@@ -242,7 +258,7 @@ def entry_put(lib, h):
                 param, done = np.zeros(n, np.uint16), np.full(1, 7.0, np.float32)
                 gathered = (np.arange(RANKS * -(-n // RANKS)) * 7 % 65536).astype(np.uint16)
                 feed(h, call(lib, "AdamOffloadMasterPut", [param, gathered, done], [half, gathered_dtype, "float32"]),
-                     param, done)
+                     param, done, half=half)
 
 
 def entry_names():
