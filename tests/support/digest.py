@@ -118,20 +118,21 @@ def written(param, t):
     return param
 
 
-# A NaN made by an invalid operation (inf / inf, inf - inf, 0 * inf: only from infinite inputs) has the sign bit
-# set on x86 (0xFFC00000, its "indefinite") and clear on aarch64 (0x7FC00000, its default NaN); every other
-# bit agrees. The digests hash NaNs without their sign, so they compare across the families.
+# NaN lanes may differ in their bits between the families: with a NaN parameter written by the graph
+# (0x7F00 in float16, widened 0x7FE00000) and weight decay, x86 passes the payload on and aarch64 under
+# qemu-user gave 0x7FC00000. The digests hash every NaN as one pattern (its lane is still a NaN).
 NAN_ABOVE = {"float32": (0x7FFFFFFF, 0x7F800000), "float16": (0x7FFF, 0x7C00), "bfloat16": (0x7FFF, 0x7F80)}
 
 
 def unsigned_nans(a, half):
-    """The bits of `a` (float32, or uint16 holding `half`), with the sign of every NaN cleared."""
+    """The bits of `a` (float32, or uint16 holding `half`), every NaN as the quiet NaN with no payload."""
     kind = "float32" if a.dtype == np.float32 else half
     if kind not in NAN_ABOVE:
         return a
     bits = a.view(np.uint32 if kind == "float32" else np.uint16)
     magnitude, inf = NAN_ABOVE[kind]
-    return np.where((bits & magnitude) > inf, bits & magnitude, bits).astype(bits.dtype)
+    quiet = {"float32": 0x7FC00000, "float16": 0x7E00, "bfloat16": 0x7FC0}[kind]
+    return np.where((bits & magnitude) > inf, quiet, bits).astype(bits.dtype)
 
 
 def feed(h, rc, *arrays, half=None):
