@@ -9,7 +9,7 @@ LAB := $(VENV)/.lab-built
 SOURCES := $(wildcard csrc/*.cpp csrc/*.h) setup.py pyproject.toml
 PYTEST_ARGS ?=
 
-.PHONY: all build test example sanitize bench dist compat clean
+.PHONY: all build test test-aarch64 example sanitize bench dist compat clean
 
 all: test
 
@@ -32,6 +32,13 @@ $(LAB): $(BUILT) $(SOURCES) $(wildcard csrc/lab/*.cpp csrc/lab/*.h)
 
 test: $(BUILT) $(LAB)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+
+# The aarch64 build under qemu-user (tools/test_aarch64.sh, docs/hosts.md): cross compiler, arm64 Python and
+# MindSpore's aarch64 wheel set up once in build/aarch64, then the NEON level's tests, its digests against
+# this x86 build's, and parity with nn.AdamOffload on aarch64 MindSpore. Needs root or sudo for apt-get and
+# binfmt_misc the first time.
+test-aarch64: $(BUILT) $(LAB)
+	HOST_PY="$(abspath $(PY))" tools/test_aarch64.sh
 
 example: $(BUILT)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) examples/lenet5.py

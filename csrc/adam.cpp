@@ -7,12 +7,15 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "fp_env.h"
 #include "tuning.h"
 
 namespace mso {
 
 AdamCoeffs adam_coeffs(const AdamHyper& h) {
-  // MindSpore's AdamNoUpdateParam: lr = lr * sqrt(1 - beta2_power) / (1 - beta1_power), in float.
+  // MindSpore's AdamNoUpdateParam: lr = lr * sqrt(1 - beta2_power) / (1 - beta1_power), in float,
+  // in the pass's FP environment (a subnormal lr_t is kept, as in the pass).
+  const PassFpEnv fp_env;
   const float lr_t = h.lr * std::sqrt(1.0f - h.beta2_power) / (1.0f - h.beta1_power);
   return AdamCoeffs{h.beta1, h.beta2, 1.0f - h.beta1, 1.0f - h.beta2, -lr_t, h.eps, tuning().prefetch_min};
 }

@@ -1,8 +1,11 @@
 #include "cpu_caches.h"
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#endif
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -45,6 +48,7 @@ CacheSizes from_sysfs() {
   return c;
 }
 
+#if defined(__x86_64__) || defined(__i386__)
 CacheSizes from_cpuid() {
   CacheSizes c{0, 0};
   unsigned a, b, cx, d;
@@ -70,12 +74,22 @@ CacheSizes from_cpuid() {
   }
   return c;
 }
+#else
+// aarch64 has no user-mode CPUID for caches (CTR_EL0 gives line sizes only, CCSIDR_EL1 is EL1's): Linux's
+// sysfs is the source. Where it lists nothing (some VMs and containers), both stay 0 and tuning.cpp
+// falls back to fixed thresholds.
+CacheSizes from_cpuid() { return CacheSizes{0, 0}; }
+#endif
 
 }  // namespace
 
 bool cpu_is_intel() {
+#if defined(__x86_64__) || defined(__i386__)
   unsigned a, b, c, d;
   return __get_cpuid(0, &a, &b, &c, &d) && b == 0x756e6547 && d == 0x49656e69 && c == 0x6c65746e;
+#else
+  return false;
+#endif
 }
 
 CacheSizes cpu_caches() {

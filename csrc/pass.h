@@ -10,6 +10,7 @@
 #include <mutex>
 #include <vector>
 
+#include "fp_env.h"
 #include "threadpool.h"
 #include "tuning.h"
 
@@ -40,11 +41,13 @@ inline std::size_t body_of(std::size_t n, std::size_t leftover_from) {
 // boundaries), then leftover(body, n - body) on the calling thread, where body is where the leftovers
 // begin: n - n mod 8 for a whole tensor, else leftover_from (at most n). A slice of a tensor passes
 // where the whole tensor's leftovers fall in it (n: none), so slices give the whole tensor's bits.
-// With use_locking, the whole pass holds lock_for(state).
+// With use_locking, the whole pass holds lock_for(state). The whole pass, leftovers included, computes in
+// the fixed FP environment of fp_env.h, whatever the caller's.
 template <class Chunk, class Leftover>
 void run_pass(std::size_t n, std::size_t leftover_from, const void* state, bool use_locking, const Chunk& chunk,
               const Leftover& leftover) {
   if (n == 0) return;
+  const PassFpEnv fp_env;
   const std::size_t body = body_of(n, leftover_from);
   std::unique_lock<std::mutex> lock;
   if (use_locking) lock = std::unique_lock<std::mutex>(lock_for(state));
@@ -65,6 +68,7 @@ template <class Chunk, class Leftover>
 void run_passes(std::size_t count, const std::size_t* sizes, const void* const* states, bool use_locking,
                 const Chunk& chunk, const Leftover& leftover) {
   if (count == 0) return;
+  const PassFpEnv fp_env;
   std::vector<std::size_t> starts(count + 1, 0);  // tensor i's body is [starts[i], starts[i + 1]) end to end
   for (std::size_t i = 0; i < count; ++i) starts[i + 1] = starts[i] + body_of(sizes[i], kWholeTensor);
   std::vector<std::unique_lock<std::mutex>> locks;

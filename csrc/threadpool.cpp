@@ -2,7 +2,6 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <xmmintrin.h>
 
 #include <algorithm>
 #include <atomic>
@@ -12,6 +11,8 @@
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#include "fp_env.h"
 
 namespace mso {
 namespace {
@@ -197,17 +198,18 @@ struct Ranges {
   std::size_t chunk;
   RangeFn fn;
   void* ctx;
-  unsigned csr;  // the caller's floating-point control word (rounding, FTZ/DAZ)
+  FpControl control;  // the caller's floating-point control (MXCSR or FPCR: rounding, flushing)
 };
 
 void run_range(void* ctx, int index) {
   const Ranges& r = *static_cast<const Ranges*>(ctx);
   const std::size_t begin = static_cast<std::size_t>(index) * r.chunk;
   if (begin >= r.n) return;
-  const unsigned saved = _mm_getcsr();  // a worker computes as the caller would, then restores its own
-  _mm_setcsr(r.csr);
+  const FpControl saved = fp_control();  // a worker computes as the caller would, then restores its own
+  const bool differs = ((saved ^ r.control) & kFpControlBits) != 0;
+  if (differs) set_fp_control(r.control);
   r.fn(r.ctx, begin, std::min(r.chunk, r.n - begin));
-  _mm_setcsr(saved);
+  if (differs) set_fp_control(saved);
 }
 
 }  // namespace
@@ -234,7 +236,7 @@ void parallel_for(std::size_t n, std::size_t grain, RangeFn fn, void* ctx) {
     fn(ctx, 0, n);
     return;
   }
-  Ranges ranges{n, ((n + tasks - 1) / tasks + 15) / 16 * 16, fn, ctx, _mm_getcsr()};
+  Ranges ranges{n, ((n + tasks - 1) / tasks + 15) / 16 * 16, fn, ctx, fp_control()};
   parallel_run(tasks, run_range, &ranges);
 }
 

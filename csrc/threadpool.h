@@ -35,8 +35,9 @@ void parallel_run(int count, TaskFn fn, void* ctx);
 // tensor. For float arrays
 // that start 64-byte aligned, no two threads then write the same cache line; otherwise each seam may
 // share one (slower, still correct). With a single chunk, fn(ctx, 0, n) runs directly on the calling thread;
-// otherwise every chunk runs under the caller's floating-point control word (MXCSR), so its rounding
-// and denormal handling do not depend on which thread took the chunk.
+// otherwise every chunk runs under the caller's floating-point control (MXCSR on x86, FPCR on aarch64),
+// so its rounding and denormal handling do not depend on which thread took the chunk (during a pass the
+// caller's is the pass environment, fp_env.h).
 void parallel_for(std::size_t n, std::size_t grain, RangeFn fn, void* ctx);
 
 }  // namespace mso

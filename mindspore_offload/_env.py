@@ -5,7 +5,7 @@ allowed values (no case folding, no stripped spaces), or a ValueError names the 
 and what is allowed. A typo never silently means the default.
 
 At run time (read when `mindspore_offload.kernel` is imported, or an `AdamOffload` is built):
-    MINDSPORE_OFFLOAD_ISA          "avx512", "avx2" or "scalar": force the kernel's level.
+    MINDSPORE_OFFLOAD_ISA          "avx512", "avx2", "neon" or "scalar": force the kernel's level.
     MINDSPORE_OFFLOAD_NUM_THREADS  a whole number in [1, 1024]: threads a large array is split over.
     MINDSPORE_OFFLOAD_HOST_APPLY   "1" (default) or "0": on the CPU backend, "0" makes the kernel return
                                    the update for the graph to add instead of adding it itself.
@@ -32,7 +32,7 @@ This file imports nothing from the package, so setup.py can load it on its own.
 import os
 import sys
 
-ISAS = ("avx512", "avx2", "scalar")
+ISAS = ("avx512", "avx2", "neon", "scalar")  # x86-64: avx512, avx2; aarch64: neon; both: scalar
 _SWITCH = ("0", "1")
 
 # The largest value each number may take, stated in its error: a value past it is a ValueError here, not a

@@ -3,13 +3,13 @@
 This is the engine under :class:`mindspore_offload.AdamOffload`: one pass over a parameter's gradient
 that updates the moments in place and returns the step to add to the parameter, exactly as MindSpore's
 ``ops.AdamNoUpdateParam`` computes it. It runs at the widest instruction-set level this CPU offers
-(AVX-512, AVX2 with FMA, or portable scalar code), chosen once at import, and splits large arrays over
+(AVX-512, AVX2 with FMA, NEON on aarch64, or portable scalar code), chosen once at import, and splits large arrays over
 a persistent pool of threads with the GIL released. Every level and every thread count gives the same
 bits.
 
 Environment (read in one place, mindspore_offload/_env.py; a bad value fails the import with a ValueError
 naming the allowed values):
-    MINDSPORE_OFFLOAD_ISA: force a level ("avx512", "avx2" or "scalar"); one this CPU lacks is an error too.
+    MINDSPORE_OFFLOAD_ISA: force a level ("avx512", "avx2", "neon" or "scalar"); one this CPU lacks is an error too.
     MINDSPORE_OFFLOAD_NUM_THREADS: the number of threads, a whole number in [1, 1024].
     MINDSPORE_OFFLOAD_STREAM_MIN, MINDSPORE_OFFLOAD_PREFETCH_MIN: elements from which the delta is written
         with streaming stores / a thread's chunk prefetches ahead (default: L3 / 16 bytes; L2 / 4 bytes on
@@ -61,7 +61,8 @@ _apply_environment()
 
 
 def available_isas():
-    """The instruction-set levels this CPU can run, best first, from "avx512", "avx2", "scalar"."""
+    """The instruction-set levels this CPU can run, best first: from "avx512", "avx2", "scalar" on x86-64,
+    "neon", "scalar" on aarch64."""
     return list(_C.available_isas())
 
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "dispatch.h"
+#include "fp_env.h"
 #include "lab/lab.h"
 #include "lab/probe.h"
 #include "tuning.h"
@@ -96,6 +97,18 @@ void define(py::module_& mod) {
         set_tuning(t);
       },
       py::arg("grain") = py::none(), py::arg("stream_min") = py::none(), py::arg("prefetch_min") = py::none());
+  // The calling thread's FP control (MXCSR or FPCR), so tests can call the kernel as a caller with
+  // flush-to-zero would (MindSpore's import sets FPCR.FZ on aarch64) and check it is left as it was.
+  mod.def("fp_control", [] { return fp_control() & kFpControlBits; });
+  mod.def("set_fp_control", [](FpControl c) { set_fp_control((fp_control() & ~kFpControlBits) | (c & kFpControlBits)); },
+          py::arg("control"));
+  mod.attr("PASS_FP_CONTROL") = kPassFpControl;
+  // This family's flush-to-zero bits: MXCSR's FTZ and DAZ, or FPCR's FZ.
+#if defined(__x86_64__) || defined(__i386__)
+  mod.attr("FLUSH_TO_ZERO") = FpControl{0x8040};
+#else
+  mod.attr("FLUSH_TO_ZERO") = FpControl{1} << 24;
+#endif
 }
 
 }  // namespace mso::lab

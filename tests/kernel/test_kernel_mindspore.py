@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from support.host import NOT_MINDSPORE_X86
 from support.mindspore_adam import UNSPLIT_LAUNCHES, adam_no_update_param, bits
 from mindspore_offload import kernel
 
@@ -17,6 +18,7 @@ if not hasattr(ms.ops, "AdamNoUpdateParam"):
 EPS32 = np.finfo(np.float32).eps
 
 
+@NOT_MINDSPORE_X86
 @pytest.mark.parametrize("nesterov", [False, True], ids=["plain", "nesterov"])
 @pytest.mark.parametrize("n", [9, 20, 33, 64, 1000, 4099, 1 << 16])
 def test_bit_identical_on_single_task_launches_and_bounded_at_mindspore_task_edges(n, nesterov):
@@ -58,7 +60,7 @@ def test_bad_isa_environment_fails_at_import(value):
     proc = subprocess.run([sys.executable, "-c", code], env={"MINDSPORE_OFFLOAD_ISA": value, **_base_env()},
                           capture_output=True, text=True)
     assert proc.returncode != 0
-    assert "MINDSPORE_OFFLOAD_ISA must be one of 'avx512', 'avx2', 'scalar'" in proc.stderr
+    assert "MINDSPORE_OFFLOAD_ISA must be one of 'avx512', 'avx2', 'neon', 'scalar'" in proc.stderr
 
 
 @pytest.mark.parametrize("isa", kernel.available_isas())

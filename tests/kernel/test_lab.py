@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from mindspore_offload import _C, kernel
+from support.host import large
 
 bench = pytest.importorskip("mindspore_offload._bench",
                             reason="the lab build is made by `make test` or MINDSPORE_OFFLOAD_BENCH=1")
@@ -18,7 +19,7 @@ def test_the_shipped_module_carries_no_lab_equipment():
         assert hasattr(bench, name), name
 
 
-@pytest.mark.parametrize("n", SIZES + [(1 << 18) + 3])
+@pytest.mark.parametrize("n", SIZES + [large((1 << 18) + 3)])
 def test_lab_build_gives_the_bits_of_the_shipped_one(n):
     """Tests that force thresholds run on the lab build; this ties its kernel to _C's, level by level."""
     rng = np.random.default_rng(n)

@@ -4,9 +4,10 @@ import pytest
 from mindspore.common.np_dtype import bfloat16
 
 from mindspore_offload import kernel
+from support.host import large
 from support.reference import adam_reference, assert_step_close
 
-SIZES = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1000, 4099, (1 << 20) + 5]
+SIZES = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1000, 4099, large((1 << 20) + 5)]
 HALVES = {"float16": np.float16, "bfloat16": bfloat16}
 HYPER = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)
 STEPS = 3

@@ -13,7 +13,7 @@ from mindspore_offload import _env
 from support import paths
 
 ROOT = str(paths.ROOT)
-ISA_ALLOWED = "must be one of 'avx512', 'avx2', 'scalar'"
+ISA_ALLOWED = "must be one of 'avx512', 'avx2', 'neon', 'scalar'"
 SWITCH_ALLOWED = "must be one of '0', '1'"
 
 # The ranges of the numbers, each bounded by what receives it (_env.py says why).
@@ -26,7 +26,7 @@ HUGE = ["1e23", "100000000000000000000000", str(2**64), "9" * 5000]
 
 # (variable, read, bad values, expected message before "but got '<value>'")
 BAD = [
-    ("MINDSPORE_OFFLOAD_ISA", _env.isa, ["avx1024", "AVX512", "avx2 ", " scalar", "sse"], ISA_ALLOWED),
+    ("MINDSPORE_OFFLOAD_ISA", _env.isa, ["avx1024", "AVX512", "avx2 ", " scalar", "sse", "NEON", "sve"], ISA_ALLOWED),
     ("MINDSPORE_OFFLOAD_NUM_THREADS", _env.num_threads,
      ["zero", "0", "-1", "1.5", " 2", "2 ", "\u0663", "1e3", "1025", "4000000000", str(2**31), *HUGE],
      THREADS_RANGE),
@@ -61,7 +61,7 @@ def test_every_bad_value_id_is_unique():
 
 # (variable, read, {value: result}, result when unset or empty)
 GOOD = [
-    ("MINDSPORE_OFFLOAD_ISA", _env.isa, {"avx512": "avx512", "avx2": "avx2", "scalar": "scalar"}, None),
+    ("MINDSPORE_OFFLOAD_ISA", _env.isa, {"avx512": "avx512", "avx2": "avx2", "neon": "neon", "scalar": "scalar"}, None),
     ("MINDSPORE_OFFLOAD_NUM_THREADS", _env.num_threads, {"1": 1, "4": 4, "64": 64, "1024": 1024, "0012": 12}, None),
     ("MINDSPORE_OFFLOAD_STREAM_MIN", _env.stream_min, {"0": 0, "12345": 12345, str(2**64 - 1): 2**64 - 1}, None),
     ("MINDSPORE_OFFLOAD_PREFETCH_MIN", _env.prefetch_min, {"0": 0, "12345": 12345, str(2**64 - 1): 2**64 - 1}, None),

@@ -17,8 +17,16 @@ inputs with another dtype or fewer elements, one input at a time. The last line,
 
 The compiled modules are loaded by path (the package's __init__ is not run, so MindSpore is not imported
 and the digest does not depend on the Python side). Needs only NumPy.
+
+Across machines (`make test-aarch64`, tools/test_aarch64.sh): `--json FILE` also writes the digests as JSON,
+`--quick` leaves out the 2^17 + 5 size (an emulated CPU runs the rest in minutes), and
+`--compare A.json B.json` checks that every entry point gives one digest at every level and thread count of
+both files (an x86-64 one with avx512/avx2/scalar and an aarch64 one with neon/scalar, say).
 """
+import argparse
 import ctypes
+import json
+import sys
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -110,10 +118,27 @@ def written(param, t):
     return param
 
 
-def feed(h, rc, *arrays):
+# NaN lanes may differ in their bits between the families: with a NaN parameter written by the graph
+# (0x7F00 in float16, widened 0x7FE00000) and weight decay, x86 passes the payload on and aarch64 under
+# qemu-user gave 0x7FC00000. The digests hash every NaN as one pattern (its lane is still a NaN).
+NAN_ABOVE = {"float32": (0x7FFFFFFF, 0x7F800000), "float16": (0x7FFF, 0x7C00), "bfloat16": (0x7FFF, 0x7F80)}
+
+
+def unsigned_nans(a, half):
+    """The bits of `a` (float32, or uint16 holding `half`), every NaN as the quiet NaN with no payload."""
+    kind = "float32" if a.dtype == np.float32 else half
+    if kind not in NAN_ABOVE:
+        return a
+    bits = a.view(np.uint32 if kind == "float32" else np.uint16)
+    magnitude, inf = NAN_ABOVE[kind]
+    quiet = {"float32": 0x7FC00000, "float16": 0x7E00, "bfloat16": 0x7FC0}[kind]
+    return np.where((bits & magnitude) > inf, quiet, bits).astype(bits.dtype)
+
+
+def feed(h, rc, *arrays, half=None):
     h.update(int(rc).to_bytes(4, "little", signed=True))
     for a in arrays:
-        h.update(np.ascontiguousarray(a).view(np.uint8).tobytes())
+        h.update(np.ascontiguousarray(unsigned_nans(np.asarray(a), half)).view(np.uint8).tobytes())
 
 
 def leftover_from(n, start, k):
@@ -148,7 +173,7 @@ def kernel_master(mod, h):
                     mod.adam_master_step(w, m, v, g, out, param if with_param else None, *HYPER.values(),
                                          HYPER["beta1"] ** t, HYPER["beta2"] ** t, nesterov, half, DECAY, decay,
                                          SCALE, unscale, locking)
-                    feed(h, 0, w, m, v, out)
+                    feed(h, 0, w, m, v, out, half=half)
                     param = out.copy()
 
 
@@ -193,12 +218,12 @@ def entry_master(lib, entry, h):
                         done = np.full(1, 7.0, np.float32)
                         rc = call(lib, entry, [param, w, m, v] + scalars(t, wd, scale) + [g, done],
                                   [half] + ["float32"] * 11 + [half, "float32"])
-                        feed(h, rc, param, w, m, v, done)
+                        feed(h, rc, param, w, m, v, done, half=half)
                     else:
                         out = np.full(n, 7, np.uint16)
                         rc = call(lib, entry, [param, w, m, v] + scalars(t, wd, scale) + [g, out],
                                   [half] + ["float32"] * 11 + [half, half])
-                        feed(h, rc, param, w, m, v, out)
+                        feed(h, rc, param, w, m, v, out, half=half)
                         param = out
 
 
@@ -219,7 +244,7 @@ def master_slices(lib, entry, h, masters, g, param, hyper, half, bits):
         pieces = [w[part].copy(), m[part].copy(), v[part].copy()]
         rc = call(lib, entry, [lead, current] + pieces + hyper + [grad, out],
                   ["int64", half] + ["float32"] * 11 + [half, "int16" if bits else half])
-        feed(h, rc, *pieces, out)
+        feed(h, rc, *pieces, out, half=half)
         w[part], m[part], v[part] = pieces
         outs.append(out)
     for a, b in zip(masters, (w, m, v)):
@@ -234,7 +259,7 @@ def entry_put(lib, h):
                 param, done = np.zeros(n, np.uint16), np.full(1, 7.0, np.float32)
                 gathered = (np.arange(RANKS * -(-n // RANKS)) * 7 % 65536).astype(np.uint16)
                 feed(h, call(lib, "AdamOffloadMasterPut", [param, gathered, done], [half, gathered_dtype, "float32"]),
-                     param, done)
+                     param, done, half=half)
 
 
 def entry_names():
@@ -313,7 +338,10 @@ def abi(lib, h):
             feed(h, call(lib, entry, arrays, names), *copies)
 
 
-def main():
+def main(quick=False, json_path=None):
+    global SIZES
+    if quick:
+        SIZES = [n for n in SIZES if n < 1 << 17]
     c, c_lib = load("_C")
     bench, bench_lib = load("_bench")
     print("# digest of", c.__file__, "and", bench.__file__)  # not part of the total
@@ -339,7 +367,50 @@ def main():
     lines.append(f"abi {h.hexdigest()}")
     print(lines[-1])
     print("total", hashlib.sha256("\n".join(lines).encode()).hexdigest())
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump({"machine": os.uname().machine, "quick": quick, "lines": lines}, f, indent=0)
+
+
+def by_entry(lines):
+    """{'adam_delta threads=1': {'avx2': digest, ...}, 'abi': {'': digest}} from main's lines."""
+    out = {}
+    for line in lines:
+        words = line.split()
+        if words[0] == "abi":
+            out.setdefault("abi", {})[""] = words[1]
+        else:
+            out.setdefault(f"{words[0]} {words[2]}", {})[words[1]] = words[3]
+    return out
+
+
+def compare(paths):
+    """0 if every entry point has one digest over every level, thread count and file; else lists them."""
+    runs = []
+    for path in paths:
+        with open(path) as f:
+            runs.append(json.load(f))
+    if len({run["quick"] for run in runs}) != 1:
+        raise SystemExit("the files were made with and without --quick: they cannot match")
+    tables = [by_entry(run["lines"]) for run in runs]
+    bad = 0
+    for key in tables[0]:
+        seen = {(run["machine"], level): digest for run, table in zip(runs, tables)
+                for level, digest in table.get(key, {"missing": None}).items()}
+        if len(set(seen.values())) != 1:
+            bad += 1
+            print(f"DIFFERENT {key}: " + ", ".join(f"{m}/{lv}={d and d[:12]}" for (m, lv), d in seen.items()))
+    levels = sorted({f"{run['machine']}/{lv}" for run, t in zip(runs, tables) for k in t for lv in t[k] if lv})
+    print(f"{len(tables[0]) - bad} of {len(tables[0])} entry digests equal across {', '.join(levels)}")
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="leave out the 2^17 + 5 size")
+    parser.add_argument("--json", metavar="FILE", help="also write the digests to FILE")
+    parser.add_argument("--compare", nargs="+", metavar="FILE", help="compare --json files; make no digest")
+    args = parser.parse_args()
+    if args.compare:
+        sys.exit(compare(args.compare))
+    main(args.quick, args.json)
