@@ -220,11 +220,14 @@ void run_range(void* ctx, int index) {
 // 2^17, level with DeepSpeed's OpenMP loop.
 constexpr std::size_t kChunksPerGrain = 8;
 
-// The shortest pass worth splitting. With two threads the most a split can save is half the pass,
-// and on 2 Zen 4 cores splitting 2^16-2^17 elements cost 1.4x: from 2 * grain. With four or more it
-// saves most of it: on 4-16 Intel cores splitting 2^16 took 0.79-0.90 of the time and 2^17 0.49-0.57,
-// so from grain / 2 there.
-static std::size_t split_min(std::size_t grain, int threads) { return threads <= 2 ? 2 * grain : grain / 2; }
+// The shortest pass worth splitting. With two threads, now that the workers spin for the next pass
+// (kSpin), a split pays from 2^15 elements: on 2 Zen 3 vCPUs (AMD EPYC, 32 MiB L3, quiet; 2026-12-02,
+// docs/results/2026-12-02-amd2-spin/) splitting took 0.83-0.89 of one thread's time at 2^15, 0.63-0.69
+// at 2^16 and 0.56-0.57 at 2^17, and was level (0.97-1.12) at 2^13-2^14; so from grain / 4. Without the
+// spin (MINDSPORE_OFFLOAD_SPIN_US=0) the same splits cost 1.1-1.75x: a sleeping worker is slow to wake.
+// With four or more threads: on 4-16 Intel cores (before the spin) splitting 2^16 took 0.79-0.90 of the
+// time and 2^17 0.49-0.57, so from grain / 2 there (not remeasured with the spin: no such host here).
+static std::size_t split_min(std::size_t grain, int threads) { return threads <= 2 ? grain / 4 : grain / 2; }
 
 void parallel_for(std::size_t n, std::size_t grain, RangeFn fn, void* ctx) {
   if (n == 0) return;

@@ -30,7 +30,7 @@ void parallel_run(int count, TaskFn fn, void* ctx);
 
 // Runs fn(ctx, begin, len) over [0, n) split into equal chunks whose lengths are multiples of 16
 // elements, one chunk per thread. Below a split size the calling thread does it all (waking threads
-// would cost more than they save): 2 * grain with up to two threads, grain / 2 with more. From there
+// would cost more than they save): grain / 4 with up to two threads, grain / 2 with more. From there
 // on chunks may be as short as grain / 8, so a many-core host puts all its threads on a mid-sized
 // tensor. For float arrays
 // that start 64-byte aligned, no two threads then write the same cache line; otherwise each seam may

@@ -7,10 +7,9 @@
 //     one-register loop: 0.87-0.92 -> 0.94-1.0 of the bandwidth probe at 2^24-2^26. Measured to cost
 //     on AMD EPYC Zen 4 with the block loop (6-40 % slower at 2^24-2^26, neutral at 2^20), whose
 //     hardware prefetchers keep up on their own: off there, and on any CPU that is not Intel.
-//   grain = 2^17: a pass stays on one thread below 2 * grain with up to two threads, below grain / 2
-//     with more (waking others costs more than it saves: measured on 2 Zen 4 cores and on 4-16 Intel
-//     cores); once split, chunks go down to grain / 8 (threadpool.cpp). The cost of a wake-up, not a
-//     cache matter.
+//   grain = 2^17: a pass stays on one thread below grain / 4 with up to two threads (measured on 2 Zen 3
+//     vCPUs with the pool's spin), below grain / 2 with more (4-16 Intel cores); once split, chunks go
+//     down to grain / 8 (threadpool.cpp). The cost of a wake-up, not a cache matter.
 // Measured on AMD EPYC Zen 4 (2 vCPUs, 1 MiB L2, 32 MiB L3); docs/performance.md has the figures.
 // MINDSPORE_OFFLOAD_STREAM_MIN and MINDSPORE_OFFLOAD_PREFETCH_MIN (elements) override the rule: read
 // in mindspore_offload/_env.py and passed in at import (bindings.cpp's override_thresholds).
