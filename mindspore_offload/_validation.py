@@ -137,3 +137,14 @@ def check_white_list(library, cls_name):
         raise TypeError(f"For '{cls_name}', MS_CUSTOM_AOT_WHITE_LIST is set to '{white_list}', which does not contain "
                         f"mindspore-offload's kernel library '{library}'. Set MS_CUSTOM_AOT_WHITE_LIST to a folder "
                         f"that contains it (e.g. '{os.path.dirname(library)}') or unset it.")
+
+
+def check_betas_and_eps(beta1, beta2, eps, cls_name):
+    """Adam's beta1, beta2 and eps as both optimizers take them: Python floats, the betas in (0, 1), eps
+    positive (their float32 images are checked by check_float32_hyperparameters)."""
+    check_type("beta1", beta1, [float], cls_name)
+    check_type("beta2", beta2, [float], cls_name)
+    check_type("eps", eps, [float], cls_name)
+    check_open_unit_interval("beta1", beta1, cls_name)
+    check_open_unit_interval("beta2", beta2, cls_name)
+    check_positive("eps", eps, cls_name)

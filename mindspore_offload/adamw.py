@@ -126,12 +126,7 @@ class AdamWeightDecayOffload(_host_state.HostStateOptimizer):
                  shard_state=False):
         super().__init__(learning_rate, params, weight_decay)
         name = self.cls_name
-        check.check_type("beta1", beta1, [float], name)
-        check.check_type("beta2", beta2, [float], name)
-        check.check_type("eps", eps, [float], name)
-        check.check_open_unit_interval("beta1", beta1, name)
-        check.check_open_unit_interval("beta2", beta2, name)
-        check.check_positive("eps", eps, name)
+        check.check_betas_and_eps(beta1, beta2, eps, name)
         check.check_float32_hyperparameters(self, name)
         check.check_type("shard_state", shard_state, [bool], name)
         check.check_parameter_dtypes(self._parameters, name)

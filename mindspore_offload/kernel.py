@@ -229,6 +229,24 @@ def _sixteen_bit_kind(fn, name, array):
                     f"{array.dtype}.")
 
 
+def _master_arrays(fn, m, v, master, grad, out, param):
+    """The 16-bit passes' arrays by name, ``out`` and ``param`` (when given) checked to be of the gradient's
+    16-bit kind; returns (that kind, the arrays)."""
+    half = _sixteen_bit_kind(fn, "grad", grad)
+    arrays = {"m": m, "v": v, "master": master, "grad": grad}
+    if out is not None:
+        if _sixteen_bit_kind(fn, "out", out) != half:
+            raise TypeError(f"For '{fn}', the 'out' must have the gradient's dtype {grad.dtype}, but got {out.dtype}.")
+        arrays["out"] = out
+    if param is not None:
+        if _sixteen_bit_kind(fn, "param", param) != half:
+            raise TypeError(f"For '{fn}', the 'param' must have the gradient's dtype {grad.dtype}, but got "
+                            f"{param.dtype}.")
+        if param is not out:
+            arrays["param"] = param
+    return half, arrays
+
+
 def adam_master_step(master, m, v, grad, *, lr, beta1, beta2, eps, beta1_power, beta2_power, use_nesterov=False,
                      weight_decay=None, grad_scale=None, out=None, param=None, use_locking=False):
     r"""One Adam step for a 16-bit parameter whose float32 master weights live on the host.
@@ -267,18 +285,7 @@ def adam_master_step(master, m, v, grad, *, lr, beta1, beta2, eps, beta1_power, 
         ValueError: as :func:`adam_delta`. Nothing is written when an error is raised.
     """
     fn = "adam_master_step"
-    half = _sixteen_bit_kind(fn, "grad", grad)
-    arrays = {"m": m, "v": v, "master": master, "grad": grad}
-    if out is not None:
-        if _sixteen_bit_kind(fn, "out", out) != half:
-            raise TypeError(f"For '{fn}', the 'out' must have the gradient's dtype {grad.dtype}, but got {out.dtype}.")
-        arrays["out"] = out
-    if param is not None:
-        if _sixteen_bit_kind(fn, "param", param) != half:
-            raise TypeError(f"For '{fn}', the 'param' must have the gradient's dtype {grad.dtype}, but got "
-                            f"{param.dtype}.")
-        if param is not out:
-            arrays["param"] = param
+    half, arrays = _master_arrays(fn, m, v, master, grad, out, param)
     hyper = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, beta1_power=beta1_power, beta2_power=beta2_power)
     values = _check_step(fn, arrays, hyper, use_nesterov, use_locking)
     decay = weight_decay is not None
@@ -381,18 +388,7 @@ def adamw_master_step(master, m, v, grad, *, lr, beta1, beta2, eps, weight_decay
         TypeError, ValueError: as :func:`adam_master_step`. Nothing is written when an error is raised.
     """
     fn = "adamw_master_step"
-    half = _sixteen_bit_kind(fn, "grad", grad)
-    arrays = {"m": m, "v": v, "master": master, "grad": grad}
-    if out is not None:
-        if _sixteen_bit_kind(fn, "out", out) != half:
-            raise TypeError(f"For '{fn}', the 'out' must have the gradient's dtype {grad.dtype}, but got {out.dtype}.")
-        arrays["out"] = out
-    if param is not None:
-        if _sixteen_bit_kind(fn, "param", param) != half:
-            raise TypeError(f"For '{fn}', the 'param' must have the gradient's dtype {grad.dtype}, but got "
-                            f"{param.dtype}.")
-        if param is not out:
-            arrays["param"] = param
+    half, arrays = _master_arrays(fn, m, v, master, grad, out, param)
     hyper = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
     values = _check_adamw(fn, arrays, hyper, use_locking)
     if out is None:

@@ -208,12 +208,7 @@ class AdamOffload(_host_state.HostStateOptimizer):
                  use_nesterov=False, weight_decay=0.0, loss_scale=1.0, shard_state=False):
         super().__init__(learning_rate, params, weight_decay, loss_scale)
         name = self.cls_name
-        check.check_type("beta1", beta1, [float], name)
-        check.check_type("beta2", beta2, [float], name)
-        check.check_type("eps", eps, [float], name)
-        check.check_open_unit_interval("beta1", beta1, name)
-        check.check_open_unit_interval("beta2", beta2, name)
-        check.check_positive("eps", eps, name)
+        check.check_betas_and_eps(beta1, beta2, eps, name)
         check.check_float32_hyperparameters(self, name)
         check.check_type("use_locking", use_locking, [bool], name)
         check.check_type("use_nesterov", use_nesterov, [bool], name)
