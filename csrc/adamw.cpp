@@ -1,6 +1,6 @@
 // The AdamW passes: coefficients and the active level's chunk kernels through the one driver (pass.h).
-// MindSpore rounds every element with the same formula (adamw.h), so there are no leftovers of its own
-// to round apart: the whole tensor is the body.
+// Every element is rounded by the same formula, the one the hyper-parameters pick (adamw.h), so there are
+// no leftovers of its own to round apart: the whole tensor is the body.
 #include "adamw.h"
 
 #include "dispatch.h"
@@ -9,7 +9,8 @@
 namespace mso {
 
 AdamWCoeffs adamw_coeffs(const AdamWHyper& h) {
-  return AdamWCoeffs{1.0f - h.beta1, 1.0f - h.beta2, h.lr, h.eps, h.weight_decay, tuning().prefetch_min};
+  return AdamWCoeffs{1.0f - h.beta1, 1.0f - h.beta2, h.beta1, h.beta2, h.lr, h.eps, h.weight_decay, tuning().prefetch_min,
+                     h.rounding};
 }
 
 void adamw_run(const float* w, float* m, float* v, const float* grad, float* out, std::size_t n,

@@ -1,15 +1,21 @@
 // AdamW as MindSpore's AdamWeightDecay computes it: no bias correction, the weight decay added to the
 // update, the parameter read and written by the pass. Plain pointers, a length and a few floats.
 //
-// MindSpore 2.10's CPU kernel (AdamWeightDecayFp32 in libnnacl.so) runs a scalar loop on every element
-// of a CPU without AVX-512 (and on the elements past the last whole 16 of each thread task on one with
-// it). Read from its disassembly and checked bit for bit (tests/kernel/test_adamw_mindspore.py):
+// MindSpore 2.10's CPU kernel (AdamWeightDecayFp32 in libnnacl.so) has two bodies, read from its
+// disassembly. A CPU without AVX-512 runs its scalar loop on every element (and one with it on the
+// elements past the last whole 16 of each thread task):
 //   m' = fma(g - m, 1 - beta1, m)                                     float
 //   v' = fma(fma(g, g, -v), 1 - beta2, v)                             float
 //   u  = double(m') / (sqrt(double(v')) + double(eps)) + double(decay * w)   (decay * w in float)
 //   w' = float(fma(-double(lr), u, double(w)))                        one rounding to float at the end
-// Every level computes exactly this (adamw_body.h), so the result is MindSpore's on every such CPU
-// whatever the thread split, and the same bits at every level and thread count.
+// A CPU with AVX-512 runs its vector body on whole 16s, all in float:
+//   m' = fma(1 - beta1, g, beta1 * m)        v' = fma(g * g, 1 - beta2, beta2 * v)
+//   u  = fma(decay, w, m' / (sqrt(v') + eps))                         w' = fma(u, -lr, w)
+// AdamWRounding picks one of the two for every element (adamw_body.h). kDouble, the default, is checked
+// bit for bit against MindSpore on a CPU without AVX-512 (tests/kernel/test_adamw_mindspore.py); it is
+// bound by the double divide and square root. kFloat32 is the vector body's formula: the speed of
+// Adam's pass, MindSpore's bits only where MindSpore takes its vector body. Either way every level and
+// thread count gives the same bits.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +25,9 @@
 
 namespace mso {
 
+// Which of MindSpore's two AdamW formulas a pass computes (above).
+enum class AdamWRounding { kDouble, kFloat32 };
+
 // One step's hyper-parameters, as ops.AdamWeightDecay takes them (weight_decay 0: no decay).
 struct AdamWHyper {
   float lr;
@@ -26,16 +35,20 @@ struct AdamWHyper {
   float beta2;
   float eps;
   float weight_decay;
+  AdamWRounding rounding = AdamWRounding::kDouble;
 };
 
 // What every level computes with; derived once per call.
 struct AdamWCoeffs {
   float one_minus_beta1;  // 1 - beta1 in float, as MindSpore
   float one_minus_beta2;
+  float beta1;            // kFloat32 only
+  float beta2;
   float lr;
   float eps;
   float decay;
   std::size_t prefetch_min;  // a chunk at least this long prefetches its streams ahead (tuning.h)
+  AdamWRounding rounding;
 };
 
 AdamWCoeffs adamw_coeffs(const AdamWHyper& h);

@@ -137,9 +137,14 @@ void adam_master_step(py::array master, py::array m, py::array v, py::array grad
   mso::adam_master_run(wp, mp, vp, gp, pp, op, n, h, prep, kind, use_locking);
 }
 
+mso::AdamWRounding rounding(bool float32) {
+  return float32 ? mso::AdamWRounding::kFloat32 : mso::AdamWRounding::kDouble;
+}
+
 // AdamW: `out` is the parameter itself (in place) or a separate array for the new parameter.
+// `float32`: AdamWRounding::kFloat32 (adamw.h), else kDouble.
 void adamw_step(py::array param, py::array m, py::array v, py::array grad, py::array out, float lr, float beta1,
-                float beta2, float eps, float weight_decay, bool use_locking) {
+                float beta2, float eps, float weight_decay, bool use_locking, bool float32) {
   const bool in_place = param.data() == out.data() && param.nbytes() == out.nbytes();
   std::vector<Buffer> buffers{{"param", param, in_place}, {"m", m, true}, {"v", v, true}, {"grad", grad, false}};
   if (!in_place) buffers.push_back({"out", out, true});
@@ -151,12 +156,12 @@ void adamw_step(py::array param, py::array m, py::array v, py::array grad, py::a
   auto* op = static_cast<float*>(out.mutable_data());
   const auto n = static_cast<std::size_t>(m.size());
   py::gil_scoped_release release;
-  mso::adamw_run(wp, mp, vp, gp, op, n, {lr, beta1, beta2, eps, weight_decay}, use_locking);
+  mso::adamw_run(wp, mp, vp, gp, op, n, {lr, beta1, beta2, eps, weight_decay, rounding(float32)}, use_locking);
 }
 
 void adamw_master_step(py::array master, py::array m, py::array v, py::array grad, py::array out,
                        std::optional<py::array> param, float lr, float beta1, float beta2, float eps,
-                       float weight_decay, const std::string& half, bool use_locking) {
+                       float weight_decay, const std::string& half, bool use_locking, bool float32) {
   std::vector<Buffer> buffers{{"master", master, true}, {"m", m, true}, {"v", v, true}, {"grad", grad, false, true},
                               {"out", out, true, true}};
   const bool param_is_out = param && param->data() == out.data() && param->nbytes() == out.nbytes();
@@ -175,7 +180,8 @@ void adamw_master_step(py::array master, py::array m, py::array v, py::array gra
   const auto n = static_cast<std::size_t>(m.size());
   const mso::Half kind = half == "float16" ? mso::Half::kFloat16 : mso::Half::kBFloat16;
   py::gil_scoped_release release;
-  mso::adamw_master_run(wp, mp, vp, gp, pp, op, n, {lr, beta1, beta2, eps, weight_decay}, kind, use_locking);
+  mso::adamw_master_run(wp, mp, vp, gp, pp, op, n, {lr, beta1, beta2, eps, weight_decay, rounding(float32)}, kind,
+                        use_locking);
 }
 
 std::vector<std::string> available_isas() {
@@ -219,10 +225,10 @@ PYBIND11_MODULE(_C, mod) {
           py::arg("grad_scale"), py::arg("unscale"), py::arg("use_locking") = false);
   mod.def("adamw_step", &adamw_step, py::arg("param"), py::arg("m"), py::arg("v"), py::arg("grad"), py::arg("out"),
           py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("weight_decay"),
-          py::arg("use_locking") = false);
+          py::arg("use_locking") = false, py::arg("float32") = false);
   mod.def("adamw_master_step", &adamw_master_step, py::arg("master"), py::arg("m"), py::arg("v"), py::arg("grad"),
           py::arg("out"), py::arg("param"), py::arg("lr"), py::arg("beta1"), py::arg("beta2"), py::arg("eps"),
-          py::arg("weight_decay"), py::arg("half"), py::arg("use_locking") = false);
+          py::arg("weight_decay"), py::arg("half"), py::arg("use_locking") = false, py::arg("float32") = false);
   mod.def("available_isas", &available_isas);
   mod.def("active_isa", [] { return std::string(mso::active_level().name); });
   mod.def("set_isa", &set_isa, py::arg("name"));

@@ -43,8 +43,9 @@
 //   AdamOffloadMasterPut: param (float16 or bfloat16, written in place), the gathered slices (param's
 //     dtype or int16, at least param's element count; the padding past it is ignored); output: one
 //     float32, set to 0. Copies the bits (the CPU backend has no bfloat16 Assign).
-// AdamW (MindSpore's AdamWeightDecay; adamw.h, custom_op_adamw.cpp), in two variants each: plain and
-// Locked (no Nesterov form):
+// AdamW (MindSpore's AdamWeightDecay; adamw.h, custom_op_adamw.cpp), in four variants each: plain,
+// Locked, Float32 and Float32Locked (no Nesterov form). Float32 computes adamw.h's AdamWRounding::kFloat32
+// formula, the others kDouble; the inputs are the same:
 //   AdamWOffloadStep[Locked]: param (float32, read only), moment1, moment2, lr, beta1, beta2, eps,
 //     weight_decay (float32; the five scalars of at least one element), gradient (float32); output: the
 //     new parameter, float32. The moments are updated in place; the graph assigns the output to the
@@ -88,6 +89,7 @@ struct Flags {
   bool use_locking;
   bool decay;
   bool unscale;
+  bool float32 = false;  // AdamW: AdamWRounding::kFloat32 (adamw.h)
 };
 
 inline bool same(const char* dtype, const char* name) { return dtype != nullptr && std::strcmp(dtype, name) == 0; }
@@ -141,8 +143,9 @@ struct Args {
                      scalar(beta1_power + 5), scalar(beta1_power),     scalar(beta1_power + 1), nesterov};
   }
   // AdamW's five, which its layouts take in this order from `lr` on: lr, beta1, beta2, eps, weight_decay.
-  AdamWHyper adamw_hyper(int lr) const {
-    return AdamWHyper{scalar(lr), scalar(lr + 1), scalar(lr + 2), scalar(lr + 3), scalar(lr + 4)};
+  AdamWHyper adamw_hyper(int lr, const Flags& flags) const {
+    return AdamWHyper{scalar(lr),     scalar(lr + 1), scalar(lr + 2), scalar(lr + 3), scalar(lr + 4),
+                      flags.float32 ? AdamWRounding::kFloat32 : AdamWRounding::kDouble};
   }
 };
 
@@ -166,7 +169,10 @@ struct Args {
   MSO_AOT_ENTRY(kind##Locked##suffix, fn(args, ::mso::aot::Flags{false, true, decay, unscale}, mode))  \
   MSO_AOT_ENTRY(kind##NesterovLocked##suffix, fn(args, ::mso::aot::Flags{true, true, decay, unscale}, mode))
 
-// kind and kind##Locked (a rule without a Nesterov form), each returning fn(args, its Flags, mode).
-#define MSO_AOT_LOCKING_ENTRIES(kind, fn, mode)                                  \
-  MSO_AOT_ENTRY(kind, fn(args, ::mso::aot::Flags{false, false, false, false}, mode)) \
-  MSO_AOT_ENTRY(kind##Locked, fn(args, ::mso::aot::Flags{false, true, false, false}, mode))
+// AdamW's kind, kind##Locked, kind##Float32 and kind##Float32Locked (no Nesterov form), each returning
+// fn(args, its Flags, mode).
+#define MSO_AOT_ADAMW_ENTRIES(kind, fn, mode)                                                      \
+  MSO_AOT_ENTRY(kind, fn(args, ::mso::aot::Flags{false, false, false, false, false}, mode))        \
+  MSO_AOT_ENTRY(kind##Locked, fn(args, ::mso::aot::Flags{false, true, false, false, false}, mode)) \
+  MSO_AOT_ENTRY(kind##Float32, fn(args, ::mso::aot::Flags{false, false, false, false, true}, mode)) \
+  MSO_AOT_ENTRY(kind##Float32Locked, fn(args, ::mso::aot::Flags{false, true, false, false, true}, mode))

@@ -1,5 +1,5 @@
 // The custom-op entry points of AdamW (MindSpore's AdamWeightDecay): AdamWOffloadStep, AdamWOffloadApply,
-// AdamWOffloadMaster, AdamWOffloadMasterApply and AdamWOffloadMasterSlice, each plain and Locked. Their
+// AdamWOffloadMaster, AdamWOffloadMasterApply and AdamWOffloadMasterSlice, each plain, Locked, Float32 and Float32Locked. Their
 // inputs, outputs and return codes: custom_op.h.
 #include <algorithm>
 #include <cstdint>
@@ -26,7 +26,7 @@ int adamw_offload(const Args& a, const Flags& flags, bool apply) {
   auto* param = a.data<float>(kParam);
   if (apply) *a.data<float>(kOut) = 0.0f;
   mso::adamw_run(param, a.data<float>(kMoment1), a.data<float>(kMoment2), a.data<const float>(kGrad),
-                 apply ? param : a.data<float>(kOut), static_cast<std::size_t>(n), a.adamw_hyper(kLr),
+                 apply ? param : a.data<float>(kOut), static_cast<std::size_t>(n), a.adamw_hyper(kLr, flags),
                  flags.use_locking);
   return mso::aot::kOk;
 }
@@ -69,15 +69,15 @@ int adamw_offload_master(const Args& call, const Flags& flags, Mode mode) {
   std::fill(out + count, out + n, std::uint16_t{0});
   mso::adamw_master_run(a.data<float>(kMaster), a.data<float>(kM1), a.data<float>(kM2),
                         a.data<const std::uint16_t>(kHalfGrad) + offset, param + offset, out,
-                        static_cast<std::size_t>(count), a.adamw_hyper(kMLr),
+                        static_cast<std::size_t>(count), a.adamw_hyper(kMLr, flags),
                         same(half, "float16") ? mso::Half::kFloat16 : mso::Half::kBFloat16, flags.use_locking);
   return mso::aot::kOk;
 }
 
 }  // namespace
 
-MSO_AOT_LOCKING_ENTRIES(AdamWOffloadStep, adamw_offload, false)
-MSO_AOT_LOCKING_ENTRIES(AdamWOffloadApply, adamw_offload, true)
-MSO_AOT_LOCKING_ENTRIES(AdamWOffloadMaster, adamw_offload_master, Mode::kReturn)
-MSO_AOT_LOCKING_ENTRIES(AdamWOffloadMasterApply, adamw_offload_master, Mode::kApply)
-MSO_AOT_LOCKING_ENTRIES(AdamWOffloadMasterSlice, adamw_offload_master, Mode::kSlice)
+MSO_AOT_ADAMW_ENTRIES(AdamWOffloadStep, adamw_offload, false)
+MSO_AOT_ADAMW_ENTRIES(AdamWOffloadApply, adamw_offload, true)
+MSO_AOT_ADAMW_ENTRIES(AdamWOffloadMaster, adamw_offload_master, Mode::kReturn)
+MSO_AOT_ADAMW_ENTRIES(AdamWOffloadMasterApply, adamw_offload_master, Mode::kApply)
+MSO_AOT_ADAMW_ENTRIES(AdamWOffloadMasterSlice, adamw_offload_master, Mode::kSlice)

@@ -30,9 +30,11 @@ def _parameters_in_host_memory():
 class HostStateOptimizer(Optimizer):
     """The base of the package's optimizers (not public): see the module docstring."""
 
-    def _build_host_state(self, rule, moment_prefixes, shard_state, use_locking, use_nesterov):
+    def _build_host_state(self, rule, moment_prefixes, shard_state, use_locking, use_nesterov,
+                          rounding=_steps.ROUNDINGS[0]):
         """The moments (named ``<prefix>.<parameter name>``), the masters, the step kinds of ``rule``, and the
-        host op and graph function of every parameter. The subclass has checked its arguments."""
+        host op and graph function of every parameter; ``rounding`` picks AdamW's formula (_steps.ROUNDINGS).
+        The subclass has checked its arguments."""
         name = self.cls_name
         self.rule = rule
         # shard: a _sharding.Layout when this rank keeps only slices of the large moments, else None.
@@ -70,7 +72,8 @@ class HostStateOptimizer(Optimizer):
         self._storage = _contiguous.StorageWatch(self.get_parameters())
         library = kernel.library_path()
         self.bucket_ops = tuple(_steps.bucket_op(kinds[start], self._parameters[start:stop], library, name, guard,
-                                                 use_nesterov=use_nesterov, use_locking=use_locking)
+                                                 use_nesterov=use_nesterov, use_locking=use_locking,
+                                                 rounding=rounding)
                                 for start, stop in self.buckets)
         # Parallel to the parameters: parameter i is updated by graph_functions[i] through host_ops[i] (one in a
         # bucket by its bucket's op: its function does nothing, and its host op is a stand-in never called).
@@ -79,7 +82,8 @@ class HostStateOptimizer(Optimizer):
                                      for index, kind in enumerate(self.step_kinds))
         self.host_ops = tuple(self.bucket_ops[0] if index in in_bucket else
                               _steps.host_op(kind, param, library, name, guard, use_nesterov=use_nesterov,
-                                             use_locking=use_locking, decay=decay, unscale=unscale)
+                                             use_locking=use_locking, decay=decay, unscale=unscale,
+                                             rounding=rounding)
                               for index, (kind, param, (decay, unscale)) in enumerate(zip(kinds, self._parameters,
                                                                                           variants)))
 

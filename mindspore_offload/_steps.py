@@ -83,6 +83,10 @@ def choose(has_master, sliced, in_host_memory, rule="adam"):
 # and wake-up are paid off; the bound keeps one op's inputs (and its shape inference) of modest size.
 MAX_BUCKET = 256
 
+# AdamW's two roundings (csrc/adamw.h): "double", the default, is MindSpore's scalar loop (nn.AdamWeightDecay's
+# bits on the CPU backend of a CPU without AVX-512); "float32" its AVX-512 vector body's formula (Adam's speed).
+ROUNDINGS = ("double", "float32")
+
 
 def buckets(kind_names, lr_keys, limit=None):
     """The buckets, as (start, stop) ranges of parameter indices: runs of consecutive parameters of one
@@ -304,12 +308,21 @@ def _element_type(dtype):
     return dtype
 
 
-def host_op(kind, param, library, cls_name, guard, *, use_nesterov, use_locking, decay=False, unscale=False):
+def entry_name(base, *, use_nesterov, use_locking, rounding=ROUNDINGS[0]):
+    """The exported entry point of a variant: base[Nesterov][Float32][Locked] (csrc/custom_op.h); the
+    Float32 variants are AdamW's float32 rounding (csrc/adamw.h)."""
+    return (base + ("Nesterov" if use_nesterov else "") + ("Float32" if rounding == "float32" else "")
+            + ("Locked" if use_locking else ""))
+
+
+def host_op(kind, param, library, cls_name, guard, *, use_nesterov, use_locking, decay=False, unscale=False,
+            rounding=ROUNDINGS[0]):
     """The custom op that runs ``kind``'s entry point on the host for ``param`` (one op a parameter, so a
-    compile-time error can name it). ``decay`` and ``unscale`` pick the master kinds' variants. Shapes and
-    dtypes are checked when the graph is compiled, before any state is touched; ``guard`` runs then too."""
+    compile-time error can name it). ``decay`` and ``unscale`` pick the master kinds' variants, ``rounding``
+    AdamW's. Shapes and dtypes are checked when the graph is compiled, before any state is touched; ``guard``
+    runs then too."""
     adam = kind.rule == "adam"
-    entry = kind.entry + ("Nesterov" if use_nesterov else "") + ("Locked" if use_locking else "")
+    entry = entry_name(kind.entry, use_nesterov=use_nesterov, use_locking=use_locking, rounding=rounding)
     if kind.master and adam:
         entry += ("Decay" if decay else "") + ("Unscale" if unscale else "")
     name, dtype, shape = param.name, param.dtype, tuple(param.shape)
@@ -354,11 +367,11 @@ def host_op(kind, param, library, cls_name, guard, *, use_nesterov, use_locking,
     return op
 
 
-def bucket_op(kind, params, library, cls_name, guard, *, use_nesterov, use_locking):
+def bucket_op(kind, params, library, cls_name, guard, *, use_nesterov, use_locking, rounding=ROUNDINGS[0]):
     """The custom op that runs ``kind``'s bucket entry point on ``params`` (float32, host memory), taking
     the six scalars, then the parameters, their moment1s, moment2s and gradients. Shapes and dtypes are
     checked when the graph is compiled, naming the parameter at fault, before any state is touched."""
-    entry = kind.bucket + ("Nesterov" if use_nesterov else "") + ("Locked" if use_locking else "")
+    entry = entry_name(kind.bucket, use_nesterov=use_nesterov, use_locking=use_locking, rounding=rounding)
     k = len(params)
 
     def per_parameter(items):

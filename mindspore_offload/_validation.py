@@ -22,6 +22,14 @@ def check_type(name, value, kinds, cls_name):
                         f"'{type(value).__name__}'.")
 
 
+def check_choice(name, value, choices, cls_name):
+    """A str, one of ``choices``: TypeError for another type, ValueError for another string."""
+    check_type(name, value, [str], cls_name)
+    if value not in choices:
+        listed = " or ".join(repr(choice) for choice in choices)
+        raise ValueError(f"For '{cls_name}', the '{name}' must be {listed}, but got {value!r}.")
+
+
 def as_float32(value):
     """The value the kernel computes with: 1e39 is inf there, 1e-50 is 0."""
     with np.errstate(over="ignore", under="ignore"):

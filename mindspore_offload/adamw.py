@@ -123,12 +123,13 @@ class AdamWeightDecayOffload(_host_state.HostStateOptimizer):
     """
 
     def __init__(self, params, learning_rate=1e-3, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.0,
-                 shard_state=False):
+                 shard_state=False, *, rounding="double"):
         super().__init__(learning_rate, params, weight_decay)
         name = self.cls_name
         check.check_betas_and_eps(beta1, beta2, eps, name)
         check.check_float32_hyperparameters(self, name)
         check.check_type("shard_state", shard_state, [bool], name)
+        check.check_choice("rounding", rounding, _steps.ROUNDINGS, name)
         check.check_parameter_dtypes(self._parameters, name)
         check.check_white_list(kernel.library_path(), name)
 
@@ -136,7 +137,8 @@ class AdamWeightDecayOffload(_host_state.HostStateOptimizer):
         self.beta2 = Tensor(beta2, mstype.float32)
         self.eps = Tensor(eps, mstype.float32)
         self.no_decay = Tensor(0.0, mstype.float32)  # what nn.AdamWeightDecay passes where nothing decays
-        self._build_host_state("adamw", ("adam_m", "adam_v"), shard_state, False, False)
+        self.rounding = rounding
+        self._build_host_state("adamw", ("adam_m", "adam_v"), shard_state, False, False, rounding)
 
     @jit(backend="ms_backend")
     def construct(self, gradients):

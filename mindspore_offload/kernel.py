@@ -319,7 +319,17 @@ def _check_adamw(fn, arrays, hyper, use_locking):
     return [values[k] for k in ("lr", "beta1", "beta2", "eps", "weight_decay")]
 
 
-def adamw_step(param, m, v, grad, *, lr, beta1, beta2, eps, weight_decay=0.0, out=None, use_locking=False):
+def _float32_rounding(fn, rounding):
+    """True for AdamW's "float32" rounding, False for "double" (csrc/adamw.h); anything else raises."""
+    if not isinstance(rounding, str):
+        raise TypeError(f"For '{fn}', the 'rounding' must be a str, but got {type(rounding).__name__}.")
+    if rounding not in ("double", "float32"):
+        raise ValueError(f"For '{fn}', the 'rounding' must be 'double' or 'float32', but got {rounding!r}.")
+    return rounding == "float32"
+
+
+def adamw_step(param, m, v, grad, *, lr, beta1, beta2, eps, weight_decay=0.0, out=None, use_locking=False,
+               rounding="double"):
     r"""One AdamW step of MindSpore's ``AdamWeightDecay``, on the host: no bias correction, and the weight
     decay added to the update, not to the gradient.
 
@@ -330,9 +340,11 @@ def adamw_step(param, m, v, grad, *, lr, beta1, beta2, eps, weight_decay=0.0, ou
             w \leftarrow w - lr \cdot \left(m / (\sqrt{v} + \epsilon) + wd \cdot w\right)
         \end{array}
 
-    Rounded exactly as MindSpore's CPU kernel rounds it on a CPU without AVX-512: m and v in float32
-    with fused multiply-adds, the last line in double precision and rounded to float32 once
-    (csrc/adamw.h). Every level and thread count gives the same bits.
+    ``rounding="double"`` (default) rounds exactly as MindSpore's CPU kernel does on a CPU without
+    AVX-512: m and v in float32 with fused multiply-adds, the last line in double precision and rounded to
+    float32 once. ``rounding="float32"`` computes MindSpore's AVX-512 vector body's formula, all in float32
+    (csrc/adamw.h): no double divide or square root, so it runs at the speed of Adam's pass. Either way
+    every level and thread count gives the same bits.
 
     Args:
         param (numpy.ndarray): float32 parameter, read (and written when ``out`` is ``param`` or None).
@@ -345,6 +357,7 @@ def adamw_step(param, m, v, grad, *, lr, beta1, beta2, eps, weight_decay=0.0, ou
         out (numpy.ndarray): where to write the new parameter (float32, same shape); None (default) writes
             it into ``param`` itself.
         use_locking (bool): make updates of the same ``m`` from several threads mutually exclusive.
+        rounding (str): ``"double"`` (default) or ``"float32"``, as above.
 
     Returns:
         numpy.ndarray, the new parameter (``out``, or ``param`` when ``out`` is None).
@@ -360,14 +373,15 @@ def adamw_step(param, m, v, grad, *, lr, beta1, beta2, eps, weight_decay=0.0, ou
         arrays["out"] = out
     hyper = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
     values = _check_adamw(fn, arrays, hyper, use_locking)
+    float32 = _float32_rounding(fn, rounding)
     if out is None:
         out = param
-    _C.adamw_step(param, m, v, grad, out, *values, use_locking)
+    _C.adamw_step(param, m, v, grad, out, *values, use_locking, float32)
     return out
 
 
 def adamw_master_step(master, m, v, grad, *, lr, beta1, beta2, eps, weight_decay=0.0, out=None, param=None,
-                      use_locking=False):
+                      use_locking=False, rounding="double"):
     """:func:`adamw_step` for a 16-bit parameter whose float32 master weights live on the host.
 
     The gradient (float16 or bfloat16) is widened to float32 exactly; the master then takes
@@ -379,7 +393,7 @@ def adamw_master_step(master, m, v, grad, *, lr, beta1, beta2, eps, weight_decay
         master, m, v (numpy.ndarray): float32, C-contiguous, writeable; updated in place.
         grad (numpy.ndarray): float16 or bfloat16 gradient of the same shape.
         out, param: as :func:`adam_master_step`'s.
-        The rest: as :func:`adamw_step`.
+        The rest (``rounding`` too): as :func:`adamw_step`.
 
     Returns:
         numpy.ndarray, the new 16-bit parameter (``out`` when given).
@@ -391,8 +405,10 @@ def adamw_master_step(master, m, v, grad, *, lr, beta1, beta2, eps, weight_decay
     half, arrays = _master_arrays(fn, m, v, master, grad, out, param)
     hyper = dict(lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=weight_decay)
     values = _check_adamw(fn, arrays, hyper, use_locking)
+    float32 = _float32_rounding(fn, rounding)
     if out is None:
         out = np.empty(grad.shape, dtype=grad.dtype)
     current = None if param is None else param.view(np.uint16)
-    _C.adamw_master_step(master, m, v, grad.view(np.uint16), out.view(np.uint16), current, *values, half, use_locking)
+    _C.adamw_master_step(master, m, v, grad.view(np.uint16), out.view(np.uint16), current, *values, half, use_locking,
+                         float32)
     return out

@@ -62,3 +62,39 @@ def assert_adamw_close(w32, m32, v32, ref):
     np.testing.assert_array_less(np.abs(m32 - m64), m_err)
     np.testing.assert_array_less(np.abs(v32 - v64), v_err)
     np.testing.assert_array_less(np.abs(w32 - w64), w_err)
+
+
+def fma32(a, b, c):
+    """a * b + c rounded once to float32 (nearest even), elementwise, for float32 arrays: what an fma
+    instruction gives. The product is exact in float64 and the sum is rounded there first; that second
+    rounding can only matter where the float64 sum lands exactly on a float32 midpoint and was inexact, and
+    there the sign of the float64 sum's error decides."""
+    a, b, c = (np.asarray(x, np.float32).astype(np.float64) for x in (a, b, c))
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = a * b
+        s = p + c
+        bb = s - p
+        err = (p - (s - bb)) + (c - bb)  # s + err == p + c exactly (TwoSum)
+        r = s.astype(np.float32)
+        up = np.nextafter(r, np.float32(np.inf))
+        down = np.nextafter(r, np.float32(-np.inf))
+        on_up = s == (r.astype(np.float64) + up.astype(np.float64)) / 2
+        on_down = s == (r.astype(np.float64) + down.astype(np.float64)) / 2
+    finite = np.isfinite(s) & np.isfinite(err)
+    r = np.where(finite & on_up & (err > 0), up, r)
+    r = np.where(finite & on_down & (err < 0), down, r)
+    return r.astype(np.float32)
+
+
+def adamw_float32_reference(param, m, v, grad, *, lr, beta1, beta2, eps, weight_decay=0.0):
+    """AdamW's "float32" rounding (csrc/adamw.h: MindSpore's AVX-512 vector body), bit for bit: every
+    operation of the formula rounded to float32 as its instruction rounds it. Returns (param, m, v)."""
+    f = np.float32
+    lr, beta1, beta2, eps, wd = map(f, (lr, beta1, beta2, eps, weight_decay))
+    w, m, v, g = (np.asarray(x, dtype=np.float32) for x in (param, m, v, grad))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        m_new = fma32(f(1) - beta1, g, beta1 * m)
+        v_new = fma32(g * g, f(1) - beta2, beta2 * v)
+        u = fma32(wd, w, m_new / (np.sqrt(v_new) + eps))
+        w_new = fma32(u, -lr, w)
+    return w_new, m_new, v_new
