@@ -29,19 +29,27 @@ def bits(x):
     return x.view(np.uint16 if x.dtype.itemsize == 2 else np.uint32)
 
 
-@pytest.mark.parametrize("locked", ["", "Locked"])
+# Each entry's variants (custom_op.h) and the rounding its name picks.
+VARIANTS = {"": "double", "Locked": "double", "Float32": "float32", "Float32Locked": "float32"}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 @pytest.mark.parametrize("n", [1, 17, 4099])
-def test_step_returns_and_apply_writes_the_kernels_bits(n, locked):
+def test_step_returns_and_apply_writes_the_kernels_bits(n, variant):
     w, m, v, g = state(n)
     expected_m, expected_v = m.copy(), v.copy()
-    expected = kernel.adamw_step(w.copy(), expected_m, expected_v, g, **HYPER)
+    expected = kernel.adamw_step(w.copy(), expected_m, expected_v, g, rounding=VARIANTS[variant], **HYPER)
+    other_rounding = "double" if VARIANTS[variant] == "float32" else "float32"
+    other = kernel.adamw_step(w.copy(), m.copy(), v.copy(), g, rounding=other_rounding, **HYPER)
     out, m1, v1 = np.empty_like(w), m.copy(), v.copy()
-    assert call(f"AdamWOffloadStep{locked}", [w, m1, v1, *scalars(), g, out]) == 0
+    assert call(f"AdamWOffloadStep{variant}", [w, m1, v1, *scalars(), g, out]) == 0
     assert np.array_equal(bits(out), bits(expected)) and np.array_equal(m1, expected_m)
     assert np.array_equal(v1, expected_v)
     param, done = w.copy(), np.full((1,), 7.0, np.float32)
-    assert call(f"AdamWOffloadApply{locked}", [param, m.copy(), v.copy(), *scalars(), g, done]) == 0
+    assert call(f"AdamWOffloadApply{variant}", [param, m.copy(), v.copy(), *scalars(), g, done]) == 0
     assert np.array_equal(bits(param), bits(expected)) and done[0] == 0.0
+    if n > 1000:  # the other rounding gives other bits: the name really picks the formula
+        assert not np.array_equal(bits(out), bits(other))
 
 
 @pytest.mark.parametrize("ranks", [2, 3])
@@ -60,28 +68,30 @@ def test_step_on_slices_gives_the_whole_tensors_bits(size, ranks):
     assert np.array_equal(bits(np.concatenate(pieces)[:size]), bits(whole))
 
 
+@pytest.mark.parametrize("variant", ["", "Float32"])
 @pytest.mark.parametrize("half", sorted(HALVES))
 @pytest.mark.parametrize("mode", ["Master", "MasterApply", "MasterSlice"])
-def test_master_entries_give_the_kernels_bits(mode, half):
+def test_master_entries_give_the_kernels_bits(mode, half, variant):
     n = 1001
     dtype = HALVES[half]
     w, m, v, g = state(n, 2)
     master = w.astype(dtype).astype(np.float32)
     param, g16 = master.astype(dtype), g.astype(dtype)
     exp_master, exp_m, exp_v = master.copy(), m.copy(), v.copy()
-    expected = kernel.adamw_master_step(exp_master, exp_m, exp_v, g16, param=param.copy(), **HYPER)
+    expected = kernel.adamw_master_step(exp_master, exp_m, exp_v, g16, param=param.copy(), rounding=VARIANTS[variant],
+                                        **HYPER)
     inputs = [param, master, m, v, *scalars(), g16]
     if mode == "Master":
         out = np.empty_like(param)
-        assert call("AdamWOffloadMaster", inputs + [out], [half] + ["float32"] * 8 + [half, half]) == 0
+        assert call(f"AdamWOffloadMaster{variant}", inputs + [out], [half] + ["float32"] * 8 + [half, half]) == 0
     elif mode == "MasterApply":
         out = param
-        assert call("AdamWOffloadMasterApply", inputs + [np.zeros(1, np.float32)],
+        assert call(f"AdamWOffloadMasterApply{variant}", inputs + [np.zeros(1, np.float32)],
                     [half] + ["float32"] * 8 + [half, "float32"]) == 0
     else:
         out = np.empty_like(param)
         lead = np.zeros(1, np.int64)
-        assert call("AdamWOffloadMasterSlice", [lead] + inputs + [out],
+        assert call(f"AdamWOffloadMasterSlice{variant}", [lead] + inputs + [out],
                     ["int64", half] + ["float32"] * 8 + [half, half]) == 0
     assert np.array_equal(bits(out), bits(expected))
     assert np.array_equal(bits(master), bits(exp_master)) and np.array_equal(m, exp_m) and np.array_equal(v, exp_v)

@@ -11,7 +11,8 @@ variants of an entry in one digest), run three ways: through mindspore_offload._
 thresholds, and through the lab build mindspore_offload._bench with a grain of 64 (so even small arrays
 are split over the threads), once with plain stores and once with streaming stores and prefetching
 everywhere. The entries are the kernel's Python face (adam_delta, adam_apply, adam_master_step) and
-every exported custom-op entry point, called through ctypes as MindSpore's CPU backend calls them.
+every exported custom-op entry point, called through ctypes as MindSpore's CPU backend calls them;
+AdamW's (adamw_step, adamw_master_step, AdamWOffload*) in both roundings.
 An "abi" line hashes the return codes and the written bytes of every entry point given each of its
 inputs with another dtype or fewer elements, one input at a time. The last line, "total", hashes them all.
 
@@ -43,6 +44,8 @@ HYPER = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)
 DECAY, SCALE = 0.02, 0.25
 NEVER = 1 << 40
 FLAGS = ["", "Nesterov", "Locked", "NesterovLocked"]
+ADAMW_FLAGS = ["", "Locked", "Float32", "Float32Locked"]
+ADAMW_DECAY = 0.05
 PREPS = {"": (False, False), "Decay": (True, False), "Unscale": (False, True), "DecayUnscale": (True, True)}
 HALVES = ["float16", "bfloat16"]
 
@@ -177,6 +180,74 @@ def kernel_master(mod, h):
                     param = out.copy()
 
 
+def adamw_scalars():
+    return [np.full((), x, np.float32) for x in (HYPER["lr"], HYPER["beta1"], HYPER["beta2"], HYPER["eps"],
+                                                 ADAMW_DECAY)]
+
+
+def kernel_adamw(mod, name, h):
+    """adamw_step (in place and to `out`) or adamw_master_step, both roundings, locked or not."""
+    hyper = (*HYPER.values(), ADAMW_DECAY)
+    for n in SIZES:
+        for half in (HALVES if name == "adamw_master_step" else [None]):
+            w0, m0, v0, grads, grads16 = state(n, half or "float16")
+            for float32, locking in itertools.product((False, True), repeat=2):
+                w, m, v = w0.copy(), m0.copy(), v0.copy()
+                param = sixteen(w0, half) if half else None
+                for t, g in enumerate(grads, 1):
+                    if half:
+                        param = written(param, t)
+                        out = np.empty(n, np.uint16)
+                        mod.adamw_master_step(w, m, v, grads16[t - 1], out, param, *hyper, half, locking, float32)
+                        feed(h, 0, w, m, v, out, half=half)
+                        param = out.copy()
+                    else:
+                        out = np.empty(n, np.float32) if t % 2 else w
+                        mod.adamw_step(w, m, v, g, out, *hyper, locking, float32)
+                        feed(h, 0, w, m, v, out)
+                        w = out.copy()
+
+
+def entry_adamw(lib, entry, h):
+    """An AdamWOffload* entry (custom_op.h): float32 Step/Apply, or the masters' Master/MasterApply/
+    MasterSlice with slices cut as the sliced kinds cut them."""
+    for n in SIZES:
+        for half in (HALVES if "Master" in entry else [None]):
+            w0, m0, v0, grads, grads16 = state(n, half or "float16")
+            w, m, v = w0.copy(), m0.copy(), v0.copy()
+            param = sixteen(w0, half) if half else w
+            for t, g in enumerate(grads, 1):
+                if not half:
+                    last = np.full(1 if "Apply" in entry else n, 7.0, np.float32)
+                    feed(h, call(lib, entry, [param, m, v] + adamw_scalars() + [g, last]), param, m, v, last)
+                    continue
+                param = written(param, t)
+                g16 = grads16[t - 1]
+                dtypes = [half] + ["float32"] * 8 + [half]
+                if "Slice" in entry:
+                    k = -(-n // RANKS)
+                    out = np.full(k, 7, np.uint16)
+                    for rank in range(RANKS):
+                        part = slice(rank * k, (rank + 1) * k)
+                        cut = [np.ascontiguousarray(np.concatenate([x, np.zeros(RANKS * k - n, x.dtype)])[part])
+                               for x in (w, m, v)]
+                        lead = np.array([rank * k], np.int64)
+                        rc = call(lib, entry, [lead, param] + cut + adamw_scalars() + [g16, out],
+                                  ["int64"] + dtypes + [half])
+                        feed(h, rc, *cut, out, half=half)
+                        for x, c in zip((w, m, v), cut):
+                            x[rank * k:(rank + 1) * k] = c[:max(0, min(k, n - rank * k))]
+                elif "Apply" in entry:
+                    done = np.full(1, 7.0, np.float32)
+                    rc = call(lib, entry, [param, w, m, v] + adamw_scalars() + [g16, done], dtypes + ["float32"])
+                    feed(h, rc, param, w, m, v, done, half=half)
+                else:
+                    out = np.full(n, 7, np.uint16)
+                    rc = call(lib, entry, [param, w, m, v] + adamw_scalars() + [g16, out], dtypes + [half])
+                    feed(h, rc, param, w, m, v, out, half=half)
+                    param = out
+
+
 # The custom-op entry points, every exported one, on `lib` (_C's or _bench's library).
 def entry_float32(lib, entry, h):
     for n in SIZES:
@@ -266,11 +337,17 @@ def entry_names():
     names = [kind + f for kind in ("AdamOffloadStep", "AdamOffloadApply", "AdamOffloadSlice") for f in FLAGS]
     names += [kind + f + p for kind in ("AdamOffloadMaster", "AdamOffloadMasterApply", "AdamOffloadMasterSlice")
               for p in PREPS for f in FLAGS]
+    names += [kind + f for kind in ("AdamWOffloadStep", "AdamWOffloadApply", "AdamWOffloadMaster",
+                                    "AdamWOffloadMasterApply", "AdamWOffloadMasterSlice") for f in ADAMW_FLAGS]
     return names + ["AdamOffloadMasterPut"]
 
 
 def run_entry(mod, lib, entry, h):
-    if entry in ("adam_delta", "adam_apply"):
+    if entry in ("adamw_step", "adamw_master_step"):
+        kernel_adamw(mod, entry, h)
+    elif entry.startswith("AdamWOffload"):
+        entry_adamw(lib, entry, h)
+    elif entry in ("adam_delta", "adam_apply"):
         kernel_float32(mod, entry, h)
     elif entry == "adam_master_step":
         kernel_master(mod, h)
@@ -311,6 +388,8 @@ def abi(lib, h):
     """Every entry point with each input given another dtype or fewer elements (never more than its
     buffer holds), one at a time, then a short argument list, a long one and beta1_power = 1."""
     for entry in entry_names():
+        if entry.startswith("AdamWOffload"):  # their return codes: tests/entry_points/test_adamw_entry.py
+            continue
         base, dtypes = valid_arguments(entry)
         cases = [({}, dtypes)]  # (inputs replaced, by index; dtype names)
         for i, a in enumerate(base):
@@ -349,7 +428,7 @@ def main(quick=False, json_path=None):
                "stream": dict(grain=64, stream_min=0, prefetch_min=0)}
     runs = [("C", c, c_lib, None)] + [("lab-" + k, bench, bench_lib, t) for k, t in tunings.items()]
     lines = []
-    for entry in ["adam_delta", "adam_apply", "adam_master_step"] + entry_names():
+    for entry in ["adam_delta", "adam_apply", "adam_master_step", "adamw_step", "adamw_master_step"] + entry_names():
         for isa in c.available_isas():
             for threads in THREADS:
                 h = hashlib.sha256()
