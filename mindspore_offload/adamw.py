@@ -37,10 +37,13 @@ class AdamWeightDecayOffload(_host_state.HostStateOptimizer):
     where :math:`\lambda` is 0 for a parameter that does not decay.
 
     Note:
-        On the CPU backend the result is bit for bit `nn.AdamWeightDecay`'s on a CPU without AVX-512,
-        where MindSpore 2.10 rounds every element in one scalar loop (the new weight computed in double
-        precision and rounded once); on an AVX-512 CPU MindSpore's own vector body rounds differently, by
-        a few ulps of the weight per step (docs/design.md). Both `GRAPH_MODE` and `PYNATIVE_MODE` work.
+        MindSpore 2.10's CPU kernel has two formulas, and `rounding` picks which one every element gets.
+        With ``"double"`` (the default) the result on the CPU backend is bit for bit `nn.AdamWeightDecay`'s
+        on a CPU without AVX-512, where MindSpore rounds every element in one scalar loop (the new weight
+        computed in double precision and rounded once); that double divide and square root make the host
+        pass slower than Adam's. ``"float32"`` is MindSpore's AVX-512 vector body's formula, all in float32:
+        the host pass runs at Adam's speed, and the weights differ from ``"double"``'s by a few ulps a step
+        (docs/design.md). Both `GRAPH_MODE` and `PYNATIVE_MODE` work.
 
         Without groups, the weight decay applies to every parameter whose name contains neither "beta"
         nor "gamma" (LayerNorm's and BatchNorm's scale and shift). With groups, a group decays when its
@@ -71,6 +74,8 @@ class AdamWeightDecayOffload(_host_state.HostStateOptimizer):
             each rank keeps only a flat ``ceil(size/N)`` slice of each large parameter's moments (and
             master), as :class:`mindspore_offload.AdamOffload` does; the parameters come out bit-identical
             to ``False``. Default: ``False`` .
+        rounding (str): Not in `nn.AdamWeightDecay`; keyword only. ``"double"`` or ``"float32"``, as the
+            Note says. Default: ``"double"`` .
 
     Inputs:
         - **gradients** (tuple[Tensor]) - One gradient per parameter, in the optimizer's parameter order,
@@ -84,7 +89,7 @@ class AdamWeightDecayOffload(_host_state.HostStateOptimizer):
         TypeError: If `learning_rate` is none of int, float, Tensor, Iterable or LearningRateSchedule.
         TypeError: If `weight_decay`, or a group's, is none of int, float or Cell.
         TypeError: If `beta1`, `beta2` or `eps` is not a float.
-        TypeError: If `shard_state` is not a bool.
+        TypeError: If `shard_state` is not a bool, or `rounding` not a str.
         TypeError: If a parameter is not float32, float16 or bfloat16, or, when the step is compiled, a
             gradient's dtype is not its parameter's.
         ValueError: If `params` is empty or holds the same parameter twice.
@@ -93,6 +98,7 @@ class AdamWeightDecayOffload(_host_state.HostStateOptimizer):
         ValueError: If `beta1` or `beta2` is not strictly between 0.0 and 1.0.
         ValueError: If `eps` is less than or equal to 0.
         ValueError: If `shard_state` is ``True`` in a parallel mode other than `DATA_PARALLEL` or stand-alone.
+        ValueError: If `rounding` is neither ``"double"`` nor ``"float32"``.
         ValueError: If, when the step is compiled, a gradient's shape differs from its parameter's.
         KeyError: If a group dict has no "params".
         RuntimeError: If a parameter is in two groups.
