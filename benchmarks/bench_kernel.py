@@ -9,7 +9,8 @@ with the spread (25th-75th percentile and min-max) beside it.
     ours-delta/<isa>/t<n>   _C.adam_delta: read g, m, v; write m, v, delta (24 bytes an element)
     ours-apply/<isa>/t<n>   _C.adam_apply: read p, g, m, v; write p, m, v (28 bytes), param += delta
     ours-adamw/<isa>/t<n>   _C.adamw_step in place: AdamWeightDecayOffload's host pass on the CPU backend
-                            (the same 28 bytes; nn.AdamWeightDecay's rule, decay 0.01)
+                            (the same 28 bytes; nn.AdamWeightDecay's rule, decay 0.01), rounding "double"
+    ours-adamw-f32/<isa>/t<n>  the same with rounding "float32" (csrc/adamw.h)
     deepspeed/t<n>          DeepSpeed's cpu_adam op (adam_update: the same 28-byte in-place pass; its
                             own bias-correction and eps placement, so other numbers, same work)
     deepspeed-adamw/t<n>    the same op created with adamw_mode=True, weight decay 0.01 (28 bytes)
@@ -208,11 +209,12 @@ def ours(b, isas, threads):
         _C.adam_apply(b.p, b.m, b.v, b.g, *lr_powers(), False, False)
     out.append(Impl(f"ours-apply/{isa}/t{threads}", apply, threads, set_threads))
 
-    def adamw():
-        _C.set_isa(isa)
-        _C.adamw_step(b.p, b.m, b.v, b.g, b.p, HYPER["lr"], HYPER["beta1"], HYPER["beta2"], HYPER["eps"],
-                      ADAMW_DECAY, False)
-    out.append(Impl(f"ours-adamw/{isa}/t{threads}", adamw, threads, set_threads))
+    for suffix, float32 in (("", False), ("-f32", True)):
+        def adamw(float32=float32):
+            _C.set_isa(isa)
+            _C.adamw_step(b.p, b.m, b.v, b.g, b.p, HYPER["lr"], HYPER["beta1"], HYPER["beta2"], HYPER["eps"],
+                          ADAMW_DECAY, False, float32)
+        out.append(Impl(f"ours-adamw{suffix}/{isa}/t{threads}", adamw, threads, set_threads))
     return out
 
 
@@ -392,6 +394,8 @@ def comparisons(samples, threads):
             (f"probe-apply/apply t{t}", f"probe-apply/{isa}/t{t}", apply),
             (f"adamw/deepspeed-adamw t{t}", f"ours-adamw/{isa}/t{t}", f"deepspeed-adamw/t{t}"),
             (f"probe-apply/adamw t{t}", f"probe-apply/{isa}/t{t}", f"ours-adamw/{isa}/t{t}"),
+            (f"adamw-f32/deepspeed-adamw t{t}", f"ours-adamw-f32/{isa}/t{t}", f"deepspeed-adamw/t{t}"),
+            (f"probe-apply/adamw-f32 t{t}", f"probe-apply/{isa}/t{t}", f"ours-adamw-f32/{isa}/t{t}"),
             (f"probe-delta-stream/delta t{t}", f"probe-delta-stream/{isa}/t{t}", delta),
             (f"probe-delta-plain/delta t{t}", f"probe-delta-plain/{isa}/t{t}", delta),
         ]
