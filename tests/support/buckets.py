@@ -47,3 +47,39 @@ def assert_same_bits(got, want, names, context):
     for i, (a_tensor, b_tensor) in enumerate(zip(got, want)):
         for a, b, name in zip(a_tensor, b_tensor, names):
             assert np.array_equal(a.view(np.uint32), b.view(np.uint32)), (*context, i, name)
+
+
+# The optimizer tests' parameters: ten float32 tensors of sizes on both sides of the vector widths.
+SHAPES = [(3,), (8,), (17, 3), (1,), (64,), (5, 7), (1000,), (9,), (2, 2, 2), (33,)]
+NAMES = [f"layer{i}.weight" for i in range(len(SHAPES))]
+
+
+def make_params(names=NAMES, seed=0):
+    """One float32 Parameter per shape of SHAPES, named by ``names``, the same values for the same seed."""
+    from mindspore import Parameter, Tensor
+
+    rng = np.random.default_rng(seed)
+    return [Parameter(Tensor(rng.standard_normal(shape).astype(np.float32)), name=name)
+            for name, shape in zip(names, SHAPES)]
+
+
+def gradients(steps, seed=1):
+    """``steps`` tuples of gradients, one per shape of SHAPES."""
+    from mindspore import Tensor
+
+    rng = np.random.default_rng(seed)
+    return [tuple(Tensor(rng.standard_normal(shape).astype(np.float32)) for shape in SHAPES)
+            for _ in range(steps)]
+
+
+def train(opt, params, steps):
+    """``steps`` steps of ``opt``; returns its parameters' and moments' values after them."""
+    for grads in gradients(steps):
+        opt(grads)
+    return [p.asnumpy() for p in params] + [m.asnumpy() for m in (*opt.moment1, *opt.moment2)]
+
+
+def assert_all_same_bits(got, want):
+    assert len(got) == len(want)
+    for i, (a, b) in enumerate(zip(got, want)):
+        assert np.array_equal(a.view(np.uint32), b.view(np.uint32)), i
