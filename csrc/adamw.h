@@ -75,4 +75,19 @@ void adamw_run(const float* w, float* m, float* v, const float* grad, float* out
 void adamw_master_run(float* master, float* m, float* v, const std::uint16_t* grad, const std::uint16_t* param,
                       std::uint16_t* out, std::size_t n, const AdamWHyper& h, Half half, bool use_locking);
 
+// One whole float32 tensor of a bucket, in host memory: the parameter (updated in place), its moments, its
+// gradient, and its own weight decay (a bucket's parameters share all the other hyper-parameters).
+struct AdamWTensor {
+  float* w;
+  float* m;
+  float* v;
+  const float* grad;
+  std::size_t n;
+  float weight_decay;
+};
+
+// One step over a bucket of whole tensors in one pass (pass.h's run_passes), each parameter updated in
+// place with adamw_run's bits. h's weight_decay is unused: each tensor brings its own.
+void adamw_run_many(const AdamWTensor* tensors, std::size_t count, const AdamWHyper& h, bool use_locking);
+
 }  // namespace mso

@@ -41,26 +41,20 @@ int adam_offload(const Args& call, const Flags& flags, Lead lead) {
 }
 
 // The bucket's layout: the six scalars, then k parameters, k moment1s, k moment2s, k gradients, the output.
-enum BucketSlot { kBucketBeta1Power = 0, kBucketEps = 5, kBucketFirst = 6 };
+enum BucketColumn { kBucketParam, kBucketMoment1, kBucketMoment2, kBucketGrad, kBucketColumns };
+constexpr int kBucketScalars = 6;
 
 int adam_offload_bucket(const Args& call, const Flags& flags, bool /*unused*/) {
-  const int tensors = call.count - kBucketFirst - 1;
-  if (tensors < 4 || tensors % 4 != 0) return mso::aot::kWrongCount;
-  if (!call.all(0, call.count - 1, "float32")) return mso::aot::kWrongDtype;
-  if (!call.filled(kBucketBeta1Power, kBucketEps) || call.elements(call.count - 1) < 1) return mso::aot::kWrongSize;
-  const int k = tensors / 4;
-  const auto slot = [&](int which, int i) { return kBucketFirst + which * k + i; };  // which: param, m, v, g
-  std::vector<mso::AdamTensor> bucket(static_cast<std::size_t>(k));
-  for (int i = 0; i < k; ++i) {
-    const std::int64_t n = call.elements(slot(0, i));
-    if (call.elements(slot(1, i)) != n || call.elements(slot(2, i)) != n || call.elements(slot(3, i)) != n) {
-      return mso::aot::kWrongSize;
-    }
-    bucket[i] = mso::AdamTensor{call.data<float>(slot(1, i)), call.data<float>(slot(2, i)),
-                                call.data<const float>(slot(3, i)), call.data<float>(slot(0, i)),
-                                static_cast<std::size_t>(n)};
+  mso::aot::Bucket b{};
+  if (const int code = mso::aot::read_bucket(call, kBucketScalars, kBucketColumns, 0u, &b)) return code;
+  std::vector<mso::AdamTensor> bucket(static_cast<std::size_t>(b.k));
+  for (int i = 0; i < b.k; ++i) {
+    const int param = b.slot(kBucketParam, i);
+    bucket[i] = mso::AdamTensor{call.data<float>(b.slot(kBucketMoment1, i)), call.data<float>(b.slot(kBucketMoment2, i)),
+                                call.data<const float>(b.slot(kBucketGrad, i)), call.data<float>(param),
+                                static_cast<std::size_t>(call.elements(param))};
   }
-  const mso::AdamHyper h = call.hyper(kBucketBeta1Power, flags.nesterov);
+  const mso::AdamHyper h = call.hyper(0, flags.nesterov);
   if (h.beta1_power == 1.0f) return mso::aot::kNoStepYet;
   *call.data<float>(call.count - 1) = 0.0f;
   mso::adam_run_many(bucket.data(), bucket.size(), h, flags.use_locking, true);

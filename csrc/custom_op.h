@@ -56,18 +56,23 @@
 //     gradient (param's dtype); output as AdamOffloadMaster's and AdamOffloadMasterApply's.
 //   AdamWOffloadMasterSlice[Locked]: a lead (int64, one element): start, as AdamOffloadMasterSlice's;
 //     then Master's ten inputs; output as AdamOffloadMasterSlice's.
+//   AdamWOffloadApplyBucket[Locked]: a bucket of k >= 1 whole float32 tensors in host memory, updated as
+//     AdamWOffloadApply would update each, in one pass: lr, beta1, beta2, eps, then the k parameters, the k
+//     moment1s, the k moment2s, the k weight_decays (one a tensor, of at least one element: the bucket's
+//     parameters may decay differently) and the k gradients (all float32; tensor i's parameter, moments
+//     and gradient of one element count); output: one float32, set to 0.
 // Return codes (MindSpore reports a non-zero code as a failed launch), checked in this order:
 //   0 success
 //   1 wrong number of inputs and outputs: 10 for Step, 11 for Apply and Slice; 14 for Master and
 //     MasterApply, 15 for MasterSlice; 3 for MasterPut; 7 + 4k (k >= 1) for ApplyBucket; AdamW: 10 for Step
-//     and Apply, 11 for Master and MasterApply, 12 for MasterSlice
+//     and Apply, 11 for Master and MasterApply, 12 for MasterSlice, 5 + 5k (k >= 1) for ApplyBucket
 //   2 a dtype other than the above (the lead: not int64; Master*: param not float16/bfloat16, or the
 //     gradient, or the output without Apply, not of param's dtype, where MasterSlice also takes int16)
 //   3 element counts differ: param (Apply), moment1, moment2, gradient and delta (Step, Slice); master,
 //     moment1, moment2, gradient, param and the output (Master; MasterApply: an empty output;
 //     MasterSlice: the gradient and param against each other, and a negative start); a scalar or a lead
 //     too short; MasterPut: fewer gathered elements than param has, or an empty output; ApplyBucket: a
-//     tensor's four against each other, or an empty output
+//     tensor's four against each other (AdamW: and its weight_decay empty), or an empty output
 //   (AdamW's entries check the same things in the same order, and never return 4)
 //   4 beta1_power is 1 (no step taken yet: the bias correction divides by zero)
 #pragma once
@@ -148,6 +153,41 @@ struct Args {
                       flags.float32 ? AdamWRounding::kFloat32 : AdamWRounding::kDouble};
   }
 };
+
+// Where a bucket entry's tensors lie: `scalars` shared scalars, then `columns` columns of k inputs each
+// (column c of tensor i in slot first + c * k + i), then the output.
+struct Bucket {
+  int first;
+  int k;
+  int slot(int column, int i) const { return first + column * k + i; }
+};
+
+// Reads a bucket's layout (every input float32) and checks it in custom_op.h's order: the count, the
+// dtypes, the shared scalars and the output each of one element at least, then each tensor's columns:
+// those whose bit is set in `per_tensor_scalars` (a tensor's own scalar) of one element at least, the others
+// of one element count. Returns kOk and fills `bucket`, or the code.
+inline int read_bucket(const Args& call, int scalars, int columns, unsigned per_tensor_scalars, Bucket* bucket) {
+  const int inputs = call.count - scalars - 1;
+  if (inputs < columns || inputs % columns != 0) return kWrongCount;
+  if (!call.all(0, call.count - 1, "float32")) return kWrongDtype;
+  if (!call.filled(0, scalars - 1) || call.elements(call.count - 1) < 1) return kWrongSize;
+  const Bucket b{scalars, inputs / columns};
+  for (int i = 0; i < b.k; ++i) {
+    std::int64_t n = -1;  // the element count of tensor i's first column that is not a scalar
+    for (int column = 0; column < columns; ++column) {
+      const std::int64_t count = call.elements(b.slot(column, i));
+      if ((per_tensor_scalars >> column) & 1u) {
+        if (count < 1) return kWrongSize;
+      } else if (n < 0) {
+        n = count;
+      } else if (count != n) {
+        return kWrongSize;
+      }
+    }
+  }
+  *bucket = b;
+  return kOk;
+}
 
 }  // namespace mso::aot
 

@@ -1,8 +1,9 @@
 // The custom-op entry points of AdamW (MindSpore's AdamWeightDecay): AdamWOffloadStep, AdamWOffloadApply,
-// AdamWOffloadMaster, AdamWOffloadMasterApply and AdamWOffloadMasterSlice, each plain, Locked, Float32 and Float32Locked. Their
-// inputs, outputs and return codes: custom_op.h.
+// AdamWOffloadApplyBucket, AdamWOffloadMaster, AdamWOffloadMasterApply and AdamWOffloadMasterSlice, each
+// plain, Locked, Float32 and Float32Locked. Their inputs, outputs and return codes: custom_op.h.
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "adamw.h"
 #include "custom_op.h"
@@ -74,8 +75,33 @@ int adamw_offload_master(const Args& call, const Flags& flags, Mode mode) {
   return mso::aot::kOk;
 }
 
+// The bucket's layout: lr, beta1, beta2, eps, then k parameters, moment1s, moment2s, weight_decays and
+// gradients, the output.
+enum BucketColumn { kBucketParam, kBucketMoment1, kBucketMoment2, kBucketDecay, kBucketGrad, kBucketColumns };
+constexpr int kBucketScalars = 4;
+
+int adamw_offload_bucket(const Args& call, const Flags& flags, bool /*unused*/) {
+  mso::aot::Bucket b{};
+  const int code = mso::aot::read_bucket(call, kBucketScalars, kBucketColumns, 1u << kBucketDecay, &b);
+  if (code != mso::aot::kOk) return code;
+  std::vector<mso::AdamWTensor> bucket(static_cast<std::size_t>(b.k));
+  for (int i = 0; i < b.k; ++i) {
+    const int param = b.slot(kBucketParam, i);
+    bucket[i] = mso::AdamWTensor{call.data<float>(param), call.data<float>(b.slot(kBucketMoment1, i)),
+                                 call.data<float>(b.slot(kBucketMoment2, i)), call.data<const float>(b.slot(kBucketGrad, i)),
+                                 static_cast<std::size_t>(call.elements(param)), call.scalar(b.slot(kBucketDecay, i))};
+  }
+  // The shared four are adamw_hyper's first four; its weight_decay (read past them) is each tensor's instead.
+  const mso::AdamWHyper h{call.scalar(0), call.scalar(1), call.scalar(2), call.scalar(3), 0.0f,
+                          flags.float32 ? mso::AdamWRounding::kFloat32 : mso::AdamWRounding::kDouble};
+  *call.data<float>(call.count - 1) = 0.0f;
+  mso::adamw_run_many(bucket.data(), bucket.size(), h, flags.use_locking);
+  return mso::aot::kOk;
+}
+
 }  // namespace
 
+MSO_AOT_ADAMW_ENTRIES(AdamWOffloadApplyBucket, adamw_offload_bucket, false)
 MSO_AOT_ADAMW_ENTRIES(AdamWOffloadStep, adamw_offload, false)
 MSO_AOT_ADAMW_ENTRIES(AdamWOffloadApply, adamw_offload, true)
 MSO_AOT_ADAMW_ENTRIES(AdamWOffloadMaster, adamw_offload_master, Mode::kReturn)

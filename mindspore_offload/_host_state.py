@@ -59,7 +59,10 @@ class HostStateOptimizer(Optimizer):
         variants = self._host_op_variants(kinds)
 
         # Consecutive parameters of a kind with a bucket entry that share a learning rate are updated by one op
-        # a bucket (_steps.buckets); the subclass's construct calls bucket_ops after its map.
+        # a bucket (_steps.buckets); the subclass's construct calls them after its map (_bucket_updates). A
+        # learning rate is known by its object: MindSpore's Optimizer builds one for each group with an "lr" and
+        # gives every other group the optimizer's (it keeps no group index a parameter), and a bucket's op takes
+        # its first parameter's. With one learning rate a run crosses groups (their decays are the op's inputs).
         lr_keys = tuple(map(id, self.group_lr)) if self.is_group_lr else (None,) * self.param_length
         self.buckets = _steps.buckets(self.step_kinds, lr_keys)
         in_bucket = {index for start, stop in self.buckets for index in range(start, stop)}
@@ -86,6 +89,20 @@ class HostStateOptimizer(Optimizer):
                                              rounding=rounding)
                               for index, (kind, param, (decay, unscale)) in enumerate(zip(kinds, self._parameters,
                                                                                           variants)))
+
+    def _bucket_updates(self, before_lr, lrs, after_lr, columns):
+        """Calls every bucket's op, in its rule's layout (_steps.BUCKET_LAYOUTS): the shared scalars
+        (``before_lr``, the bucket's learning rate from ``lrs``, ``after_lr``), then the bucket's run of each
+        of ``columns`` (tuples parallel to the parameters). Returns the ops' outputs for construct to depend
+        on: when this method returned its own ``F.depend`` on them instead, MindSpore 2.10 dropped the ops
+        (tried in GRAPH_MODE: the parameters never moved)."""
+        outputs = ()
+        for op, (start, stop) in zip(self.bucket_ops, self.buckets):
+            tensors = ()
+            for column in columns:
+                tensors = tensors + column[start:stop]
+            outputs = outputs + (op(*before_lr, lrs[start], *after_lr, *tensors),)
+        return outputs
 
     def _for_each_parameter(self, value):
         """(value,) * param_length, built by a map over the parameters: the compiler unrolls a repeated tuple

@@ -15,11 +15,12 @@ its moment1 as a placeholder never read. AdamOffload.construct maps one function
 
 Adding a kind is a row here, its graph function in ``graph_functions`` and its entry point in csrc/.
 
-A kind with a ``bucket`` entry point is updated a bucket at a time: consecutive parameters of that kind that
-share a learning rate, up to ``MAX_BUCKET`` of them, go to one op (``bucket_op``), which runs one pass over all
-their elements, split over the kernel's threads at once. A step then pays one op launch and one wake-up of
-the threads a bucket, not one a parameter; every parameter gets the bits its own op would give it. In the
-per-parameter map such a parameter's graph function is ``in_bucket``, which does nothing.
+A kind with a ``bucket`` entry point (Adam's and AdamW's float32 kinds in host memory) is updated a bucket at
+a time: consecutive parameters of that kind that share a learning rate, up to ``MAX_BUCKET`` of them, go to one
+op (``bucket_op``), which runs one pass over all their elements, split over the kernel's threads at once. A
+step then pays one op launch and one wake-up of the threads a bucket, not one a parameter; every parameter gets
+the bits its own op would give it. In the per-parameter map such a parameter's graph function is
+``in_bucket``, which does nothing.
 """
 import dataclasses
 
@@ -55,7 +56,7 @@ STEP_KINDS = {
     "master_sliced_host": StepKind("AdamOffloadMasterSlice", master=True, sliced=True, in_place=True),
     # AdamW: the host pass reads the parameter (its decay needs it) and, off the host, returns its new value.
     "adamw_delta": StepKind("AdamWOffloadStep", rule="adamw"),
-    "adamw_host": StepKind("AdamWOffloadApply", in_place=True, rule="adamw"),
+    "adamw_host": StepKind("AdamWOffloadApply", in_place=True, rule="adamw", bucket="AdamWOffloadApplyBucket"),
     "adamw_sliced": StepKind("AdamWOffloadStep", sliced=True, rule="adamw"),
     "adamw_master": StepKind("AdamWOffloadMaster", master=True, rule="adamw"),
     "adamw_master_host": StepKind("AdamWOffloadMasterApply", master=True, in_place=True, rule="adamw"),
@@ -367,18 +368,31 @@ def host_op(kind, param, library, cls_name, guard, *, use_nesterov, use_locking,
     return op
 
 
+# A bucket entry's layout, by update rule: its shared scalars (the step's, the bucket's learning rate among
+# them), then its columns of one tensor a parameter. Adam's six scalars are (beta1_power, beta2_power, lr,
+# beta1, beta2, eps) and its columns (parameter, moment1, moment2, gradient); AdamW's four are (lr, beta1,
+# beta2, eps) and its columns (parameter, moment1, moment2, weight_decay, gradient): the parameters of a
+# bucket share a learning rate, not a decay (the beta/gamma filter and the groups set it a parameter).
+BUCKET_LAYOUTS = {"adam": (6, 4), "adamw": (4, 5)}
+
+
 def bucket_op(kind, params, library, cls_name, guard, *, use_nesterov, use_locking, rounding=ROUNDINGS[0]):
-    """The custom op that runs ``kind``'s bucket entry point on ``params`` (float32, host memory), taking
-    the six scalars, then the parameters, their moment1s, moment2s and gradients. Shapes and dtypes are
-    checked when the graph is compiled, naming the parameter at fault, before any state is touched."""
+    """The custom op that runs ``kind``'s bucket entry point on ``params`` (float32, host memory), taking the
+    rule's shared scalars, then its columns (BUCKET_LAYOUTS); ``rounding`` picks AdamW's variant. Shapes and
+    dtypes are checked when the graph is compiled, naming the parameter at fault, before any state is
+    touched."""
     entry = entry_name(kind.bucket, use_nesterov=use_nesterov, use_locking=use_locking, rounding=rounding)
+    shared, width = BUCKET_LAYOUTS[kind.rule]
+    inputs = check.ADAM_INPUTS if kind.rule == "adam" else check.ADAMW_INPUTS
     k = len(params)
 
     def per_parameter(items):
-        """Each parameter's name and its inputs in the per-parameter entries' layout: moment1, moment2, the
-        six scalars, the gradient."""
-        scalars, rest = items[:6], items[6:]
-        return [(param.name, (rest[k + i], rest[2 * k + i], *scalars, rest[3 * k + i]))
+        """Each parameter's name and its inputs in the per-parameter entries' layout after the parameter:
+        moment1, moment2, the shared scalars, its own scalars (AdamW's weight_decay), the gradient."""
+        scalars, rest = items[:shared], items[shared:]
+        columns = [rest[c * k:(c + 1) * k] for c in range(width)]
+        return [(param.name, (columns[1][i], columns[2][i], *scalars, *(c[i] for c in columns[3:-1]),
+                              columns[-1][i]))
                 for i, param in enumerate(params)]
 
     def out_shape(*shapes):
@@ -389,7 +403,7 @@ def bucket_op(kind, params, library, cls_name, guard, *, use_nesterov, use_locki
 
     def out_dtype(*dtypes):
         for name, layout in per_parameter(dtypes):
-            check.check_gradient_dtypes(layout, cls_name, name)
+            check.check_gradient_dtypes(layout, cls_name, name, inputs)
         return ms.float32
 
     op = ops.Custom(f"{library}:{entry}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot")

@@ -19,8 +19,8 @@ class AdamWeightDecayOffload(_host_state.HostStateOptimizer):
 
     The first and second moment of every parameter (`adam_m` and `adam_v`) are allocated in host memory
     and updated there, with the parameter's decoupled weight decay, by mindspore-offload's C++ kernel
-    (the same machinery as :class:`mindspore_offload.AdamOffload`: one custom operator per parameter,
-    pinned to the CPU). On the CPU backend the parameter is host memory too and the kernel updates it in
+    (the same machinery as :class:`mindspore_offload.AdamOffload`: custom operators pinned to the CPU, one
+    per parameter, or on the CPU backend one per run of float32 parameters that share a learning rate). On the CPU backend the parameter is host memory too and the kernel updates it in
     place; on a device backend (and on the CPU with ``MINDSPORE_OFFLOAD_HOST_APPLY=0``) the kernel reads
     the parameter, computes its new value, and the graph assigns it on the device.
 
@@ -155,5 +155,8 @@ class AdamWeightDecayOffload(_host_state.HostStateOptimizer):
         decays = self.map_(F.partial(_steps.decay_where_flagged, self.no_decay), self.decay_flags, decays)
         lrs = lr if self.is_group_lr else self._for_each_parameter(lr)
         hyper = (self.beta1, self.beta2, self.eps)
-        return self.map_reverse(F.partial(_steps.update_parameter, hyper), lrs, decays, self.graph_functions,
+        done = self.map_reverse(F.partial(_steps.update_parameter, hyper), lrs, decays, self.graph_functions,
                                 self.host_ops, gradients, self._parameters, self.moment1, self.moment2, self.masters)
+        columns = (self._parameters, self.moment1, self.moment2, decays, gradients)
+        buckets = self._bucket_updates((), lrs, hyper, columns)
+        return F.depend(done, buckets)

@@ -271,9 +271,7 @@ class AdamOffload(_host_state.HostStateOptimizer):
         # map_reverse issues the parameters last to first, the order nn.AdamOffload uses.
         done = self.map_reverse(F.partial(_steps.update_parameter, hyper), lrs, weight_decay, self.graph_functions,
                                 self.host_ops, gradients, self._parameters, self.moment1, self.moment2, self.masters)
-        for op, (start, stop) in zip(self.bucket_ops, self.buckets):  # the buckets' parameters
-            done = F.depend(done, op(beta1_power, beta2_power, lrs[start], self.beta1, self.beta2, self.eps,
-                                     *self._parameters[start:stop], *self.moment1[start:stop],
-                                     *self.moment2[start:stop], *gradients[start:stop]))
-        return done
+        buckets = self._bucket_updates((beta1_power, beta2_power), lrs, (self.beta1, self.beta2, self.eps),
+                                       (self._parameters, self.moment1, self.moment2, gradients))
+        return F.depend(done, buckets)
 

@@ -3,11 +3,10 @@ at every level and thread count, with the threads' chunks crossing from one tens
 import numpy as np
 import pytest
 
-from mindspore_offload import kernel
+from support.buckets import SIZES, assert_same_bits, columns, copy, every_level_and_thread_count, tensors
 from support.entry_points import call
 from support.reference import adam_reference, assert_step_close
 
-SIZES = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1000, 4099]
 VARIANTS = ["", "Nesterov", "Locked", "NesterovLocked"]
 
 
@@ -16,45 +15,22 @@ def scalars(t=3):
     return [s(0.9**t, (1,)), s(0.999**t, (1,)), s(1e-3), s(0.9), s(0.999), s(1e-8)]
 
 
-def tensors(sizes, seed):
-    rng = np.random.default_rng(seed)
-    out = []
-    for n in sizes:
-        out.append([rng.standard_normal(n).astype(np.float32),  # param
-                    (rng.standard_normal(n) * 0.1).astype(np.float32),  # moment1
-                    (np.abs(rng.standard_normal(n)) * 0.01).astype(np.float32),  # moment2
-                    rng.standard_normal(n).astype(np.float32)])  # gradient
-    return out
-
-
 def bucket_arrays(state):
-    return scalars() + [t[0] for t in state] + [t[1] for t in state] + [t[2] for t in state] + \
-        [t[3] for t in state] + [np.full((1,), 7.0, np.float32)]
-
-
-def copy(state):
-    return [[a.copy() for a in t] for t in state]
+    return scalars() + columns(state, 0, 1, 2, 3) + [np.full((1,), 7.0, np.float32)]
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_bucket_equals_one_apply_per_tensor_at_every_level_and_thread_count(variant, lab):
-    library = lab.__file__
-    start = tensors(SIZES + SIZES[::-1], seed=len(variant))
+    start = tensors(SIZES, seed=len(variant))
     expected = copy(start)
     for param, m, v, g in expected:  # one AdamOffloadApply a tensor, on one thread
         assert call("AdamOffloadApply" + variant, [param, m, v] + scalars() + [g, np.zeros(1, np.float32)]) == 0
-    for isa in kernel.available_isas():
-        for threads in (1, 2, 3):
-            lab.set_isa(isa)
-            lab.set_num_threads(threads)
-            lab.set_tuning(64, 1 << 40)  # split small buckets too: chunks begin inside tensors
-            state = copy(start)
-            arrays = bucket_arrays(state)
-            assert call("AdamOffloadApplyBucket" + variant, arrays, library=library) == 0
-            assert arrays[-1][0] == 0.0
-            for i, (got, want) in enumerate(zip(state, expected)):
-                for a, b, what in zip(got[:3], want[:3], ("param", "moment1", "moment2")):
-                    assert np.array_equal(a.view(np.uint32), b.view(np.uint32)), (isa, threads, i, what)
+    for context in every_level_and_thread_count(lab):
+        state = copy(start)
+        arrays = bucket_arrays(state)
+        assert call("AdamOffloadApplyBucket" + variant, arrays, library=lab.__file__) == 0
+        assert arrays[-1][0] == 0.0
+        assert_same_bits(state, expected, ("param", "moment1", "moment2"), context)
 
 
 def test_bucket_matches_the_float64_reference():
