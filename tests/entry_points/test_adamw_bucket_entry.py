@@ -7,7 +7,7 @@ import pytest
 from support.buckets import SIZES, assert_same_bits, columns, copy, every_level_and_thread_count, tensors
 from support.entry_points import call
 
-VARIANTS = ["", "Locked"]
+VARIANTS = ["", "Locked", "Float32", "Float32Locked"]  # custom_op.h: Float32 is AdamW's float32 rounding
 # Decays cycled over the tensors: undecayed ones (the beta/gamma filter) among decayed ones of two groups.
 DECAYS = [0.0, 0.05, 0.01, 0.0, 0.05]
 
