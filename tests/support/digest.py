@@ -12,7 +12,7 @@ thresholds, and through the lab build mindspore_offload._bench with a grain of 6
 are split over the threads), once with plain stores and once with streaming stores and prefetching
 everywhere. The entries are the kernel's Python face (adam_delta, adam_apply, adam_master_step) and
 every exported custom-op entry point, called through ctypes as MindSpore's CPU backend calls them;
-AdamW's (adamw_step, adamw_master_step, AdamWOffload*) in both roundings.
+AdamW's (adamw_step, adamw_master_step, AdamWOffload*) in both roundings, and both bucket entries.
 An "abi" line hashes the return codes and the written bytes of every entry point given each of its
 inputs with another dtype or fewer elements, one input at a time. The last line, "total", hashes them all.
 
@@ -248,6 +248,25 @@ def entry_adamw(lib, entry, h):
                     param = out
 
 
+def entry_bucket(lib, entry, h):
+    """A bucket entry (AdamOffloadApplyBucket*, AdamWOffloadApplyBucket*): every size of SIZES in one
+    bucket, in place, STEPS steps."""
+    states = [state(n) for n in SIZES]
+    params = [w.copy() for w, *_ in states]
+    m1 = [m.copy() for _, m, *_ in states]
+    m2 = [v.copy() for _, _, v, *_ in states]
+    adamw = entry.startswith("AdamW")
+    decays = [np.full((), (0.0, ADAMW_DECAY)[i % 2], np.float32) for i in range(len(SIZES))]
+    for t in range(1, STEPS + 1):
+        grads = [grads[t - 1] for *_, grads, _ in states]
+        done = np.full(1, 7.0, np.float32)
+        if adamw:
+            arrays = adamw_scalars()[:4] + params + m1 + m2 + decays + grads + [done]
+        else:
+            arrays = scalars(t) + params + m1 + m2 + grads + [done]
+        feed(h, call(lib, entry, arrays), *params, *m1, *m2, done)
+
+
 # The custom-op entry points, every exported one, on `lib` (_C's or _bench's library).
 def entry_float32(lib, entry, h):
     for n in SIZES:
@@ -337,14 +356,18 @@ def entry_names():
     names = [kind + f for kind in ("AdamOffloadStep", "AdamOffloadApply", "AdamOffloadSlice") for f in FLAGS]
     names += [kind + f + p for kind in ("AdamOffloadMaster", "AdamOffloadMasterApply", "AdamOffloadMasterSlice")
               for p in PREPS for f in FLAGS]
-    names += [kind + f for kind in ("AdamWOffloadStep", "AdamWOffloadApply", "AdamWOffloadMaster",
-                                    "AdamWOffloadMasterApply", "AdamWOffloadMasterSlice") for f in ADAMW_FLAGS]
+    names += ["AdamOffloadApplyBucket" + f for f in FLAGS]
+    names += [kind + f for kind in ("AdamWOffloadStep", "AdamWOffloadApply", "AdamWOffloadApplyBucket",
+                                    "AdamWOffloadMaster", "AdamWOffloadMasterApply", "AdamWOffloadMasterSlice")
+              for f in ADAMW_FLAGS]
     return names + ["AdamOffloadMasterPut"]
 
 
 def run_entry(mod, lib, entry, h):
     if entry in ("adamw_step", "adamw_master_step"):
         kernel_adamw(mod, entry, h)
+    elif "ApplyBucket" in entry:
+        entry_bucket(lib, entry, h)
     elif entry.startswith("AdamWOffload"):
         entry_adamw(lib, entry, h)
     elif entry in ("adam_delta", "adam_apply"):
@@ -388,7 +411,7 @@ def abi(lib, h):
     """Every entry point with each input given another dtype or fewer elements (never more than its
     buffer holds), one at a time, then a short argument list, a long one and beta1_power = 1."""
     for entry in entry_names():
-        if entry.startswith("AdamWOffload"):  # their return codes: tests/entry_points/test_adamw_entry.py
+        if entry.startswith("AdamWOffload") or "Bucket" in entry:  # their return codes: tests/entry_points
             continue
         base, dtypes = valid_arguments(entry)
         cases = [({}, dtypes)]  # (inputs replaced, by index; dtype names)
