@@ -5,6 +5,7 @@ import pytest
 from mindspore.common.np_dtype import bfloat16
 
 from mindspore_offload import kernel
+from support.levels import every_level_and_thread_count
 from support.reference import adamw_reference, assert_adamw_close
 
 SIZES = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1000, 4099]
@@ -60,13 +61,7 @@ def test_reference_catches_a_wrong_step():
 
 @pytest.mark.parametrize("n", SIZES + [(1 << 18) + 5])
 def test_every_level_and_thread_count_gives_the_same_bits(n, lab):
-    results = {}
-    for isa in kernel.available_isas():
-        for threads in (1, 2, 3):
-            kernel.set_isa(isa)
-            kernel.set_num_threads(threads)
-            lab.set_tuning(64, 1 << 40)  # split small arrays over the threads too
-            results[(isa, threads)] = run(n, 0.01, seed=n, check=False)
+    results = {key: run(n, 0.01, seed=n, check=False) for key in every_level_and_thread_count(lab, (1, 2, 3))}
     first_key, first = next(iter(results.items()))
     for key, steps in results.items():
         for a, b in zip(steps, first):
