@@ -75,22 +75,72 @@ void check_buffers(const char* fn, const std::vector<Buffer>& buffers) {
   }
 }
 
+// A float32 pass's pointers, taken once check_buffers has passed.
+struct FloatPass {
+  float* m;
+  float* v;
+  const float* grad;
+  float* out;
+  std::size_t n;
+};
+
+FloatPass checked_float_pass(const char* fn, const std::vector<Buffer>& buffers, py::array& m, py::array& v,
+                             py::array& grad, py::array& out) {
+  check_buffers(fn, buffers);
+  return {static_cast<float*>(m.mutable_data()), static_cast<float*>(v.mutable_data()),
+          static_cast<const float*>(grad.data()), static_cast<float*>(out.mutable_data()),
+          static_cast<std::size_t>(m.size())};
+}
+
+// A 16-bit pass's pointers (Adam's and AdamW's alike), after every check of its buffers and of `half`.
+// `param` (None: not read) is the 16-bit parameter as it is now; it may be `out` itself, but no other buffer.
+struct MasterPass {
+  float* master;
+  float* m;
+  float* v;
+  const std::uint16_t* grad;
+  const std::uint16_t* param;
+  std::uint16_t* out;
+  std::size_t n;
+  mso::Half kind;
+};
+
+MasterPass checked_master_pass(const char* fn, py::array& master, py::array& m, py::array& v, py::array& grad,
+                               py::array& out, const std::optional<py::array>& param, const std::string& half) {
+  std::vector<Buffer> buffers{{"master", master, true}, {"m", m, true}, {"v", v, true}, {"grad", grad, false, true},
+                              {"out", out, true, true}};
+  const bool param_is_out = param && param->data() == out.data() && param->nbytes() == out.nbytes();
+  if (param && !param_is_out) buffers.push_back({"param", *param, false, true});
+  check_buffers(fn, buffers);
+  if (half != "float16" && half != "bfloat16") {
+    throw py::value_error(std::string("For '") + fn + "', the 'half' must be 'float16' or 'bfloat16', but got '" +
+                          half + "'.");
+  }
+  return {static_cast<float*>(master.mutable_data()),
+          static_cast<float*>(m.mutable_data()),
+          static_cast<float*>(v.mutable_data()),
+          static_cast<const std::uint16_t*>(grad.data()),
+          param ? static_cast<const std::uint16_t*>(param->data()) : nullptr,
+          static_cast<std::uint16_t*>(out.mutable_data()),
+          static_cast<std::size_t>(m.size()),
+          half == "float16" ? mso::Half::kFloat16 : mso::Half::kBFloat16};
+}
+
+void check_beta1_power(const char* fn, float beta1_power) {
+  if (beta1_power == 1.0f) {
+    throw py::value_error(std::string("For '") + fn + "', the 'beta1_power' must not be 1 (no step taken yet); " +
+                          "pass beta1**t for step t >= 1.");
+  }
+}
+
 // Checks everything, then runs one step with the GIL released. `out` receives the delta, or with
 // apply=true is the parameter the delta is added to.
 void checked_step(const char* fn, const std::vector<Buffer>& buffers, py::array& m, py::array& v, py::array& grad,
                   py::array& out, const mso::AdamHyper& h, bool use_locking, bool apply) {
-  check_buffers(fn, buffers);
-  if (h.beta1_power == 1.0f) {
-    throw py::value_error(std::string("For '") + fn + "', the 'beta1_power' must not be 1 (no step taken yet); " +
-                          "pass beta1**t for step t >= 1.");
-  }
-  auto* mp = static_cast<float*>(m.mutable_data());
-  auto* vp = static_cast<float*>(v.mutable_data());
-  auto* gp = static_cast<const float*>(grad.data());
-  auto* op = static_cast<float*>(out.mutable_data());
-  const auto n = static_cast<std::size_t>(m.size());
+  const FloatPass p = checked_float_pass(fn, buffers, m, v, grad, out);
+  check_beta1_power(fn, h.beta1_power);
   py::gil_scoped_release release;
-  mso::adam_run(mp, vp, gp, op, n, h, use_locking, apply);
+  mso::adam_run(p.m, p.v, p.grad, p.out, p.n, h, use_locking, apply);
 }
 
 void adam_delta(py::array m, py::array v, py::array grad, py::array out, float lr, float beta1, float beta2,
@@ -105,36 +155,17 @@ void adam_apply(py::array param, py::array m, py::array v, py::array grad, float
                grad, param, {lr, beta1, beta2, eps, beta1_power, beta2_power, nesterov}, use_locking, true);
 }
 
-// `param` (None: not read) is the 16-bit parameter as it is now; it may be `out` itself, but no other buffer.
 void adam_master_step(py::array master, py::array m, py::array v, py::array grad, py::array out,
                       std::optional<py::array> param, float lr, float beta1, float beta2, float eps,
                       float beta1_power, float beta2_power, bool nesterov, const std::string& half,
                       float weight_decay, bool decay, float grad_scale, bool unscale, bool use_locking) {
   const char* fn = "adam_master_step";
-  std::vector<Buffer> buffers{{"master", master, true}, {"m", m, true}, {"v", v, true}, {"grad", grad, false, true},
-                              {"out", out, true, true}};
-  const bool param_is_out = param && param->data() == out.data() && param->nbytes() == out.nbytes();
-  if (param && !param_is_out) buffers.push_back({"param", *param, false, true});
-  check_buffers(fn, buffers);
-  if (half != "float16" && half != "bfloat16") {
-    throw py::value_error("For 'adam_master_step', the 'half' must be 'float16' or 'bfloat16', but got '" + half + "'.");
-  }
-  if (beta1_power == 1.0f) {
-    throw py::value_error(std::string("For '") + fn + "', the 'beta1_power' must not be 1 (no step taken yet); " +
-                          "pass beta1**t for step t >= 1.");
-  }
-  auto* wp = static_cast<float*>(master.mutable_data());
-  auto* mp = static_cast<float*>(m.mutable_data());
-  auto* vp = static_cast<float*>(v.mutable_data());
-  auto* gp = static_cast<const std::uint16_t*>(grad.data());
-  auto* op = static_cast<std::uint16_t*>(out.mutable_data());
-  auto* pp = param ? static_cast<const std::uint16_t*>(param->data()) : nullptr;
-  const auto n = static_cast<std::size_t>(m.size());
+  const MasterPass p = checked_master_pass(fn, master, m, v, grad, out, param, half);
+  check_beta1_power(fn, beta1_power);
   const mso::AdamHyper h{lr, beta1, beta2, eps, beta1_power, beta2_power, nesterov};
   const mso::GradPrep prep{weight_decay, grad_scale, decay, unscale};
-  const mso::Half kind = half == "float16" ? mso::Half::kFloat16 : mso::Half::kBFloat16;
   py::gil_scoped_release release;
-  mso::adam_master_run(wp, mp, vp, gp, pp, op, n, h, prep, kind, use_locking);
+  mso::adam_master_run(p.master, p.m, p.v, p.grad, p.param, p.out, p.n, h, prep, p.kind, use_locking);
 }
 
 mso::AdamWRounding rounding(bool float32) {
@@ -148,40 +179,20 @@ void adamw_step(py::array param, py::array m, py::array v, py::array grad, py::a
   const bool in_place = param.data() == out.data() && param.nbytes() == out.nbytes();
   std::vector<Buffer> buffers{{"param", param, in_place}, {"m", m, true}, {"v", v, true}, {"grad", grad, false}};
   if (!in_place) buffers.push_back({"out", out, true});
-  check_buffers("adamw_step", buffers);
+  const FloatPass p = checked_float_pass("adamw_step", buffers, m, v, grad, out);
   auto* wp = static_cast<const float*>(param.data());
-  auto* mp = static_cast<float*>(m.mutable_data());
-  auto* vp = static_cast<float*>(v.mutable_data());
-  auto* gp = static_cast<const float*>(grad.data());
-  auto* op = static_cast<float*>(out.mutable_data());
-  const auto n = static_cast<std::size_t>(m.size());
   py::gil_scoped_release release;
-  mso::adamw_run(wp, mp, vp, gp, op, n, {lr, beta1, beta2, eps, weight_decay, rounding(float32)}, use_locking);
+  mso::adamw_run(wp, p.m, p.v, p.grad, p.out, p.n, {lr, beta1, beta2, eps, weight_decay, rounding(float32)},
+                 use_locking);
 }
 
 void adamw_master_step(py::array master, py::array m, py::array v, py::array grad, py::array out,
                        std::optional<py::array> param, float lr, float beta1, float beta2, float eps,
                        float weight_decay, const std::string& half, bool use_locking, bool float32) {
-  std::vector<Buffer> buffers{{"master", master, true}, {"m", m, true}, {"v", v, true}, {"grad", grad, false, true},
-                              {"out", out, true, true}};
-  const bool param_is_out = param && param->data() == out.data() && param->nbytes() == out.nbytes();
-  if (param && !param_is_out) buffers.push_back({"param", *param, false, true});
-  check_buffers("adamw_master_step", buffers);
-  if (half != "float16" && half != "bfloat16") {
-    throw py::value_error("For 'adamw_master_step', the 'half' must be 'float16' or 'bfloat16', but got '" + half +
-                          "'.");
-  }
-  auto* wp = static_cast<float*>(master.mutable_data());
-  auto* mp = static_cast<float*>(m.mutable_data());
-  auto* vp = static_cast<float*>(v.mutable_data());
-  auto* gp = static_cast<const std::uint16_t*>(grad.data());
-  auto* op = static_cast<std::uint16_t*>(out.mutable_data());
-  auto* pp = param ? static_cast<const std::uint16_t*>(param->data()) : nullptr;
-  const auto n = static_cast<std::size_t>(m.size());
-  const mso::Half kind = half == "float16" ? mso::Half::kFloat16 : mso::Half::kBFloat16;
+  const MasterPass p = checked_master_pass("adamw_master_step", master, m, v, grad, out, param, half);
   py::gil_scoped_release release;
-  mso::adamw_master_run(wp, mp, vp, gp, pp, op, n, {lr, beta1, beta2, eps, weight_decay, rounding(float32)}, kind,
-                        use_locking);
+  mso::adamw_master_run(p.master, p.m, p.v, p.grad, p.param, p.out, p.n,
+                        {lr, beta1, beta2, eps, weight_decay, rounding(float32)}, p.kind, use_locking);
 }
 
 std::vector<std::string> available_isas() {

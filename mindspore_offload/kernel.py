@@ -124,8 +124,9 @@ def _array(fn, name, value):
     return value
 
 
-def _check_step(fn, arrays, hyper, use_nesterov, use_locking):
-    """Every Python-side check of one step; returns the hyper-parameters as floats, in _C's order."""
+def _check_hyper(fn, arrays, hyper):
+    """The opening checks Adam and AdamW share: the arrays' types, the hyper-parameters as finite floats and
+    the ranges of lr, beta1, beta2 and eps. Returns the floats by name."""
     for name, array in arrays.items():
         _array(fn, name, array)
     values = {name: _real(fn, name, value) for name, value in hyper.items()}
@@ -133,18 +134,29 @@ def _check_step(fn, arrays, hyper, use_nesterov, use_locking):
     _in_range(fn, "beta1", values["beta1"], 0.0, 1.0, False, False)
     _in_range(fn, "beta2", values["beta2"], 0.0, 1.0, False, False)
     _in_range(fn, "eps", values["eps"], 0.0, math.inf, False, False)
-    if values["beta1_power"] == 1.0:
-        raise ValueError(f"For '{fn}', the 'beta1_power' must not be 1 (step 0: no step taken yet); "
-                         "pass beta1**t for step t >= 1.")
-    _in_range(fn, "beta1_power", values["beta1_power"], 0.0, 1.0, True, False)
-    _in_range(fn, "beta2_power", values["beta2_power"], 0.0, 1.0, True, True)
-    for name, flag in (("use_nesterov", use_nesterov), ("use_locking", use_locking)):
+    return values
+
+
+def _check_flags_and_shapes(fn, flags, arrays):
+    """The closing checks Adam and AdamW share: each flag a bool, every array of m's shape."""
+    for name, flag in flags.items():
         if not isinstance(flag, bool):
             raise TypeError(f"For '{fn}', the '{name}' must be a bool, but got {type(flag).__name__}.")
     shape = arrays["m"].shape
     for name, array in arrays.items():
         if array.shape != shape:
             raise ValueError(f"For '{fn}', the '{name}' must have the shape of 'm' {shape}, but got {array.shape}.")
+
+
+def _check_step(fn, arrays, hyper, use_nesterov, use_locking):
+    """Every Python-side check of one Adam step; returns the hyper-parameters as floats, in _C's order."""
+    values = _check_hyper(fn, arrays, hyper)
+    if values["beta1_power"] == 1.0:
+        raise ValueError(f"For '{fn}', the 'beta1_power' must not be 1 (step 0: no step taken yet); "
+                         "pass beta1**t for step t >= 1.")
+    _in_range(fn, "beta1_power", values["beta1_power"], 0.0, 1.0, True, False)
+    _in_range(fn, "beta2_power", values["beta2_power"], 0.0, 1.0, True, True)
+    _check_flags_and_shapes(fn, {"use_nesterov": use_nesterov, "use_locking": use_locking}, arrays)
     return [values[k] for k in ("lr", "beta1", "beta2", "eps", "beta1_power", "beta2_power")]
 
 
@@ -302,20 +314,9 @@ def adam_master_step(master, m, v, grad, *, lr, beta1, beta2, eps, beta1_power, 
 
 def _check_adamw(fn, arrays, hyper, use_locking):
     """Every Python-side check of one AdamW step; returns the hyper-parameters as floats, in _C's order."""
-    for name, array in arrays.items():
-        _array(fn, name, array)
-    values = {name: _real(fn, name, value) for name, value in hyper.items()}
-    _in_range(fn, "lr", values["lr"], 0.0, math.inf, True, False)
-    _in_range(fn, "beta1", values["beta1"], 0.0, 1.0, False, False)
-    _in_range(fn, "beta2", values["beta2"], 0.0, 1.0, False, False)
-    _in_range(fn, "eps", values["eps"], 0.0, math.inf, False, False)
+    values = _check_hyper(fn, arrays, hyper)
     _in_range(fn, "weight_decay", values["weight_decay"], 0.0, math.inf, True, False)
-    if not isinstance(use_locking, bool):
-        raise TypeError(f"For '{fn}', the 'use_locking' must be a bool, but got {type(use_locking).__name__}.")
-    shape = arrays["m"].shape
-    for name, array in arrays.items():
-        if array.shape != shape:
-            raise ValueError(f"For '{fn}', the '{name}' must have the shape of 'm' {shape}, but got {array.shape}.")
+    _check_flags_and_shapes(fn, {"use_locking": use_locking}, arrays)
     return [values[k] for k in ("lr", "beta1", "beta2", "eps", "weight_decay")]
 
 

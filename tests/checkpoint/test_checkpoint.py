@@ -21,6 +21,8 @@ ms = pytest.importorskip("mindspore")
 from mindspore import Parameter, Tensor, nn  # noqa: E402
 
 from mindspore_offload import AdamOffload, load_param_into_net_checked  # noqa: E402
+from support import checkpoint_cells as cells  # noqa: E402
+from support.checkpoint_cells import save, train, values  # noqa: E402
 
 HAS_MINDSPORE_ADAM_OFFLOAD = hasattr(nn, "AdamOffload")
 needs_mindspore_adam_offload = pytest.mark.skipif(not HAS_MINDSPORE_ADAM_OFFLOAD,
@@ -33,41 +35,11 @@ pytestmark = pytest.mark.usefixtures("graph_mode")
 
 
 def make_cell(optimizer, seed=0):
-    net = nn.SequentialCell(nn.Dense(6, 5), nn.ReLU(), nn.Dense(5, 3))
-    rng = np.random.default_rng(seed)
-    for p in net.trainable_params():
-        p.set_data(Tensor(rng.standard_normal(p.shape).astype(np.float32) * 0.5))
-    opt = OPTIMIZERS[optimizer](net.trainable_params(), learning_rate=0.01)
-    cell = nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), opt)
-    cell.set_train()
-    return cell
-
-
-def train(cell, first_step, steps):
-    for step in range(first_step, first_step + steps):
-        rng = np.random.default_rng(1000 + step)  # the data depends on the step only
-        cell(Tensor(rng.standard_normal((8, 6)).astype(np.float32)),
-             Tensor(rng.standard_normal((8, 3)).astype(np.float32)))
-
-
-def values(cell):
-    return {p.name: p.asnumpy().copy() for p in cell.get_parameters()}
+    return cells.make_cell(OPTIMIZERS[optimizer], seed, learning_rate=0.01)
 
 
 def optimizer_values(cell):
     return {name: x for name, x in values(cell).items() if name.startswith(OPTIMIZER_STATE)}
-
-
-def assert_same_bits(a, b):
-    assert a.keys() == b.keys()
-    for name in a:
-        assert a[name].dtype == b[name].dtype and a[name].shape == b[name].shape, name
-        assert a[name].tobytes() == b[name].tobytes(), name
-
-
-def save(cell, path):
-    ms.save_checkpoint(cell, str(path))
-    return str(path)
 
 
 PAIRS = [("ours", "ours"), ("ours", "mindspore"), ("mindspore", "ours")]
@@ -78,12 +50,7 @@ PAIRS = [("ours", "ours"), ("ours", "mindspore"), ("mindspore", "ours")]
 def test_checkpoint_loads_completely_across_implementations(source, target, tmp_path):
     if "mindspore" in (source, target) and not HAS_MINDSPORE_ADAM_OFFLOAD:
         pytest.skip("this MindSpore no longer ships nn.AdamOffload")
-    src = make_cell(source)
-    train(src, 0, 3)
-    path = save(src, tmp_path / "src.ckpt")
-    dst = make_cell(target, seed=1)  # different weights, so a parameter that is not loaded shows
-    assert ms.load_param_into_net(dst, ms.load_checkpoint(path)) == ([], [])
-    assert_same_bits(values(dst), values(src))
+    cells.assert_loads_completely(make_cell, source, target, tmp_path)
 
 
 def test_checkpoint_names():
@@ -99,14 +66,14 @@ def test_checkpoint_names():
 @pytest.mark.compat
 @needs_mindspore_adam_offload
 def test_checkpoint_names_and_shapes_equal_nn_adam_offload(tmp_path):
-    ours = ms.load_checkpoint(save(make_cell("ours"), tmp_path / "ours.ckpt"))
-    theirs = ms.load_checkpoint(save(make_cell("mindspore"), tmp_path / "theirs.ckpt"))
-    assert sorted(ours) == sorted(theirs)
-    for name in ours:
-        assert ours[name].shape == theirs[name].shape and ours[name].dtype == theirs[name].dtype, name
+    cells.assert_same_names_and_shapes(make_cell("ours"), make_cell("mindspore"), tmp_path)
 
 
 RESUMES = ["ours", "mindspore"]
+
+
+def load_completely(cell, params):
+    assert ms.load_param_into_net(cell, params) == ([], [])
 
 
 @pytest.mark.compat
@@ -114,29 +81,17 @@ RESUMES = ["ours", "mindspore"]
 def test_resuming_equals_an_uninterrupted_run(first, tmp_path):
     if first == "mindspore" and not HAS_MINDSPORE_ADAM_OFFLOAD:
         pytest.skip("this MindSpore no longer ships nn.AdamOffload")
-    straight = make_cell("ours")
-    train(straight, 0, 20)
-
-    before = make_cell(first)
-    train(before, 0, 10)
-    path = save(before, tmp_path / "step10.ckpt")
-    after = make_cell("ours", seed=1)
-    assert ms.load_param_into_net(after, ms.load_checkpoint(path)) == ([], [])
-    train(after, 10, 10)
-
-    resumed, expected = values(after), values(straight)
+    resumed, expected = cells.resumed_and_straight(make_cell, first, "ours", tmp_path, load_completely)
     assert int(resumed["global_step"][0]) == 20
     if first == "ours":
-        assert_same_bits(resumed, expected)
+        cells.assert_same(resumed, expected)
     else:
         # nn.AdamOffload's first 10 steps may differ from ours in the last bit (at the edges of the
         # thread tasks MindSpore tries from step 6 on, docs/design.md); the step counter and beta
         # powers are computed the same way.
         for name in ("global_step", "beta1_power", "beta2_power", "learning_rate"):
             assert resumed[name].tobytes() == expected[name].tobytes(), name
-        assert resumed.keys() == expected.keys()
-        for name in resumed:
-            np.testing.assert_allclose(resumed[name], expected[name], rtol=1e-5, atol=1e-7, err_msg=name)
+        cells.assert_same(resumed, expected, bitwise=False)
 
 
 def first_weight(cell):
@@ -205,8 +160,8 @@ def test_a_faulty_checkpoint_is_refused_and_changes_nothing(fault, trained):
     before, before_optimizer = values(dst), optimizer_values(dst)
     with pytest.raises(ValueError, match=message):
         load_param_into_net_checked(dst, params)
-    assert_same_bits(optimizer_values(dst), before_optimizer)
-    assert_same_bits(values(dst), before)
+    cells.assert_same(optimizer_values(dst), before_optimizer)
+    cells.assert_same(values(dst), before)
     train(dst, 102, 1)  # and it still trains
     assert int(values(dst)["global_step"][0]) == 3
 

@@ -6,7 +6,7 @@ import pytest
 from mindspore.common.np_dtype import bfloat16
 
 from mindspore_offload import kernel
-from support.entry_points import call
+from support.entry_points import call, with_fault
 
 HYPER = dict(lr=1e-2, beta1=0.9, beta2=0.999, eps=1e-6, weight_decay=0.05)
 HALVES = {"float16": np.float16, "bfloat16": bfloat16}
@@ -101,17 +101,7 @@ def test_master_entries_give_the_kernels_bits(mode, half, variant):
                                         ("empty scalar", 3)])
 def test_error_codes_leave_state_untouched(case, code):
     w, m, v, g = state(33)
-    arrays = [w, m, v, *scalars(), g, np.empty_like(w)]
-    dtypes = None
-    if case == "too few":
-        arrays = arrays[:9]
-    elif case == "float16 gradient":
-        dtypes = [str(a.dtype) for a in arrays]
-        dtypes[8] = "float16"
-    elif case == "size mismatch":
-        arrays[8] = g[:32].copy()
-    elif case == "empty scalar":
-        arrays[3] = np.empty((0,), np.float32)
+    arrays, dtypes = with_fault([w, m, v, *scalars(), g, np.empty_like(w)], case, scalar=3)
     before = [a.copy() for a in arrays[:3]]
     assert call("AdamWOffloadStep", arrays, dtypes) == code
     assert all(np.array_equal(a, b) for a, b in zip(arrays[:3], before))

@@ -7,6 +7,7 @@ import pytest
 from mindspore.common.np_dtype import bfloat16
 
 from mindspore_offload import kernel
+from support.levels import every_level_and_thread_count
 from support.reference import adamw_float32_reference, adamw_reference, assert_adamw_close
 
 SIZES = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1000, 4099]
@@ -87,13 +88,8 @@ def test_reference_catches_a_wrong_step():
 @pytest.mark.parametrize("rounding", ROUNDINGS)
 @pytest.mark.parametrize("n", SIZES + [(1 << 18) + 5])
 def test_every_level_and_thread_count_gives_the_same_bits(n, lab, rounding):
-    results = {}
-    for isa in kernel.available_isas():
-        for threads in (1, 2, 3):
-            kernel.set_isa(isa)
-            kernel.set_num_threads(threads)
-            lab.set_tuning(64, 1 << 40)  # split small arrays over the threads too
-            results[(isa, threads)] = run(n, 0.01, seed=n, check=False, rounding=rounding)
+    results = {key: run(n, 0.01, seed=n, check=False, rounding=rounding)
+               for key in every_level_and_thread_count(lab, (1, 2, 3))}
     first_key, first = next(iter(results.items()))
     for key, steps in results.items():
         for a, b in zip(steps, first):

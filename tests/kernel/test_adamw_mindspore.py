@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mindspore_offload import kernel
+from support.levels import every_level_and_thread_count
 
 ms = pytest.importorskip("mindspore")
 
@@ -72,17 +73,13 @@ def test_every_level_and_thread_count_matches_mindspore(n, decay, lab):
     for g in grads:
         w, m, v = mindspore_step(w, m, v, g, decay)
         expected.append((w, m, v))
-    for isa in kernel.available_isas():
-        for threads in (1, 2, 3):
-            kernel.set_isa(isa)
-            kernel.set_num_threads(threads)
-            lab.set_tuning(64, 1 << 40)
-            w, m, v = w0.copy(), m0.copy(), v0.copy()
-            for t, (g, theirs) in enumerate(zip(grads, expected), start=1):
-                # from MindSpore's state each step, so a difference cannot grow
-                allowance = avx512_allowance((w, m, v), g, theirs)
-                kernel.adamw_step(w, m, v, g, weight_decay=decay, **HYPER)
-                for name, ours, their, allow in zip(("parameter", "moment1", "moment2"), (w, m, v), theirs,
-                                                    allowance):
-                    assert_same(ours, their, f"{name} ({isa}, {threads} threads, step {t})", allow)
-                w, m, v = (x.copy() for x in theirs)
+    for isa, threads in every_level_and_thread_count(lab, (1, 2, 3)):
+        w, m, v = w0.copy(), m0.copy(), v0.copy()
+        for t, (g, theirs) in enumerate(zip(grads, expected), start=1):
+            # from MindSpore's state each step, so a difference cannot grow
+            allowance = avx512_allowance((w, m, v), g, theirs)
+            kernel.adamw_step(w, m, v, g, weight_decay=decay, **HYPER)
+            for name, ours, their, allow in zip(("parameter", "moment1", "moment2"), (w, m, v), theirs,
+                                                allowance):
+                assert_same(ours, their, f"{name} ({isa}, {threads} threads, step {t})", allow)
+            w, m, v = (x.copy() for x in theirs)

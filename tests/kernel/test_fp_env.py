@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from mindspore_offload import kernel
-from support import entry_points
+from support import entry_points, levels
 from support.paths import ROOT
 
 N = 4099  # whole registers at every width, a thread split with the lab's grain, and 3 leftovers
@@ -63,15 +63,8 @@ def kernel_bfloat16():
 
 
 def every_level_and_thread_count(lab, run):
-    """{(flush, level, threads): run()} with the lab's grain of 64, so N splits over the threads."""
-    results = {}
-    for isa in kernel.available_isas():
-        for threads in (1, 3):
-            kernel.set_isa(isa)
-            kernel.set_num_threads(threads)
-            lab.set_tuning(64, 1 << 40)
-            results[isa, threads] = run()
-    return results
+    """{(level, threads): run()} with the lab's grain of 64, so N splits over the threads."""
+    return {key: run() for key in levels.every_level_and_thread_count(lab)}
 
 
 @pytest.mark.parametrize("grad", [0, 0x00000001], ids=["subnormal-moments", "subnormal-gradient"])

@@ -6,6 +6,7 @@ import pytest
 
 from mindspore_offload import kernel
 from support.host import large
+from support.levels import every_level_and_thread_count
 from support.reference import adam_reference, assert_step_close
 
 SIZES = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1000, 4099, large((1 << 20) + 5)]
@@ -139,12 +140,8 @@ def test_apply_equals_delta_then_add_at_every_level(n, nesterov, lab):
     hyper = dict(beta1_power=0.9**5, beta2_power=0.999**5, use_nesterov=nesterov, **HYPER)
     m, v = m0.copy(), v0.copy()
     expected = param0 + kernel.adam_delta(m, v, g, **hyper)
-    for isa in kernel.available_isas():
-        for threads in (1, 2):
-            kernel.set_isa(isa)
-            kernel.set_num_threads(threads)
-            lab.set_tuning(64, 1 << 40)
-            mi, vi, param = m0.copy(), v0.copy(), param0.copy()
-            assert kernel.adam_apply(param, mi, vi, g, **hyper) is param
-            assert np.array_equal(param, expected), (isa, threads)
-            assert np.array_equal(mi, m) and np.array_equal(vi, v), (isa, threads)
+    for isa, threads in every_level_and_thread_count(lab, (1, 2)):
+        mi, vi, param = m0.copy(), v0.copy(), param0.copy()
+        assert kernel.adam_apply(param, mi, vi, g, **hyper) is param
+        assert np.array_equal(param, expected), (isa, threads)
+        assert np.array_equal(mi, m) and np.array_equal(vi, v), (isa, threads)

@@ -5,6 +5,7 @@ from mindspore.common.np_dtype import bfloat16
 
 from mindspore_offload import kernel
 from support.host import large
+from support.levels import every_level_and_thread_count
 from support.reference import adam_reference, assert_step_close
 
 SIZES = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64, 65, 1000, 4099, large((1 << 20) + 5)]
@@ -91,13 +92,8 @@ def test_matches_float64_reference(n, isa, half, nesterov, prep):
 @pytest.mark.parametrize("half", HALVES)
 @pytest.mark.parametrize("n", SIZES)
 def test_every_level_and_thread_count_gives_the_same_bits(n, half, lab):
-    results = {}
-    for isa in kernel.available_isas():
-        for threads in (1, 3):
-            kernel.set_isa(isa)
-            kernel.set_num_threads(threads)
-            lab.set_tuning(64, 1 << 40)  # split small arrays over the threads too
-            results[(isa, threads)] = run_steps(n, half, nesterov=True, prep=PREPS[1], seed=n, check=False)
+    results = {key: run_steps(n, half, nesterov=True, prep=PREPS[1], seed=n, check=False)
+               for key in every_level_and_thread_count(lab)}
     first = next(iter(results.values()))
     for key, result in results.items():
         for a, b in zip(result[:3], first[:3]):
@@ -241,16 +237,12 @@ def test_an_unwritten_parameter_changes_nothing_and_may_be_out(n, half):
 @pytest.mark.parametrize("n", [17, 4099, (1 << 20) + 5])
 def test_a_written_parameter_gives_the_same_bits_at_every_level_and_thread_count(n, half, lab):
     results = {}
-    for isa in kernel.available_isas():
-        for threads in (1, 3):
-            kernel.set_isa(isa)
-            kernel.set_num_threads(threads)
-            lab.set_tuning(64, 1 << 40)
-            w, m, v = make_state(n, n, half)
-            param = written_parameter(w, half, n)
-            out = kernel.adam_master_step(w, m, v, gradients(n, n, half, steps=1)[0], param=param, out=param,
-                                          weight_decay=0.5, **HYPER, beta1_power=0.9, beta2_power=0.999)
-            results[(isa, threads)] = [a.view(np.uint32).copy() for a in (w, m, v)] + [out.view(np.uint16).copy()]
+    for key in every_level_and_thread_count(lab):
+        w, m, v = make_state(n, n, half)
+        param = written_parameter(w, half, n)
+        out = kernel.adam_master_step(w, m, v, gradients(n, n, half, steps=1)[0], param=param, out=param,
+                                      weight_decay=0.5, **HYPER, beta1_power=0.9, beta2_power=0.999)
+        results[key] = [a.view(np.uint32).copy() for a in (w, m, v)] + [out.view(np.uint16).copy()]
     first = next(iter(results.values()))
     for key, result in results.items():
         assert all(np.array_equal(a, b) for a, b in zip(result, first)), key

@@ -14,18 +14,7 @@ ms = pytest.importorskip("mindspore")
 from mindspore import Parameter, Tensor, nn  # noqa: E402
 
 from mindspore_offload import AdamWeightDecayOffload  # noqa: E402
-
-
-def net_params():
-    return nn.Dense(3, 2).trainable_params()
-
-
-def params(build):
-    return lambda: build(net_params())
-
-
-def kw(**kwargs):
-    return params(lambda p: (p, kwargs))
+from support.constructor_cases import kw, net_params, params, raised  # noqa: E402
 
 
 NOT_LIST = "all elements of the argument 'parameters' must be 'Parameter' or 'dict'"
@@ -61,15 +50,6 @@ CASES = [
     ("eps-int", kw(eps=1), "type of 'eps' should be 'float', but got type 'int'"),
     ("eps-inf", kw(eps=float("inf")), "'eps' must be a legal value, but got 'inf'"),
 ]
-
-
-def raised(cls, build):
-    args, kwargs = build()
-    try:
-        cls(args, **kwargs)
-    except Exception as e:  # noqa: BLE001 - the type is what is compared
-        return e
-    return None
 
 
 @pytest.mark.parametrize("build, message", [pytest.param(*c[1:], id=c[0]) for c in CASES])

@@ -11,41 +11,20 @@ import numpy as np
 import pytest
 
 import mindspore as ms
-import mindspore.dataset as ds
-from mindspore import Parameter, Tensor, nn, ops
+from mindspore import Parameter, Tensor, nn
 from mindspore.amp import FixedLossScaleManager
 
 from mindspore_offload import AdamWeightDecayOffload, kernel
-from support import nets
+from support import parity
+from support.nets import ShrinkingWeightDecay
+from support.parity import MODES, STEPS, ungrouped
 
-MODES = pytest.mark.parametrize("mode", [ms.GRAPH_MODE, ms.PYNATIVE_MODE], ids=["graph", "pynative"])
-STEPS = 20
 BITWISE = "avx512" not in kernel.available_isas()
-
-
-class ShrinkingWeightDecay(nn.Cell):
-    """A dynamic weight decay: 0.02 / (1 + step)."""
-
-    def construct(self, global_step):
-        step = ops.cast(global_step, ms.float32).reshape(())
-        return 0.02 / (1.0 + step)
-
-
-def ungrouped(**kwargs):
-    return lambda net: (net.trainable_params(), kwargs)
 
 
 def grouped(conv_decay=0.01, other_lr=0.01, learning_rate=0.005, weight_decay=0.0):
     """The docstring's groups: conv weights decay, the rest at a learning rate of its own."""
-
-    def groups(net):
-        conv = [p for p in net.trainable_params() if "conv" in p.name]
-        other = [p for p in net.trainable_params() if "conv" not in p.name]
-        return [{"params": conv, "weight_decay": conv_decay}, {"params": other, "lr": other_lr},
-                {"order_params": net.trainable_params()}], dict(learning_rate=learning_rate,
-                                                                 weight_decay=weight_decay)
-
-    return groups
+    return parity.grouped(conv_decay, other_lr, learning_rate=learning_rate, weight_decay=weight_decay)
 
 
 # name: (net -> (params, keyword arguments)). Built afresh for each optimizer.
@@ -66,13 +45,7 @@ CASES = {
 
 @functools.lru_cache(maxsize=None)
 def trained(case, optimizer_cls, mode):
-    make = CASES[case]()
-
-    def factory(net):
-        params, kwargs = make(net)
-        return optimizer_cls(params, **kwargs)
-
-    return nets.train(factory, steps=STEPS, mode=mode)
+    return parity.train_case(CASES[case](), optimizer_cls, mode)
 
 
 def assert_same_state(ours, theirs):
@@ -92,33 +65,22 @@ def test_trains_like_mindspore_adam_weight_decay(case, mode):
     theirs = trained(case, nn.AdamWeightDecay, mode)
     assert_same_state(ours, theirs)
     assert ours["optimizer.global_step"].tolist() == [STEPS]
-    for name, initial in nets.initial_weights(nets.LeNet5BN()).items():
-        assert not np.array_equal(ours[name], initial), f"{name} did not train"
+    parity.assert_every_weight_trained(ours)
 
 
 @MODES
 def test_weight_decay_moves_the_weights(mode):
     """The decay changes this net's training (so the decay cases test something)."""
-    decayed = trained("weight_decay", AdamWeightDecayOffload, mode)
-    plain = trained("defaults", AdamWeightDecayOffload, mode)
-    for name in ("conv1.weight", "conv2.weight", "fc1.weight"):
-        assert not np.allclose(decayed[name], plain[name], rtol=1e-4, atol=0), name
+    parity.assert_decay_moves_the_weights(trained("weight_decay", AdamWeightDecayOffload, mode),
+                                          trained("defaults", AdamWeightDecayOffload, mode))
 
 
 @MODES
 @pytest.mark.parametrize("optimizer_cls", [AdamWeightDecayOffload, nn.AdamWeightDecay], ids=["ours", "mindspore"])
 def test_zero_gradients_decay_all_but_gamma_and_beta(optimizer_cls, mode):
     """With zero gradients only the decay moves a parameter; the filter spares 'beta' and 'gamma'."""
-    ms.set_context(mode=mode)
-    net = nets.build_net()
-    opt = optimizer_cls(net.trainable_params(), weight_decay=0.1, learning_rate=0.01)
-    before = {p.name: p.asnumpy().copy() for p in net.trainable_params()}
-    zeros = tuple(Tensor(np.zeros(p.shape, np.float32)) for p in net.trainable_params())
-    for _ in range(3):
-        opt(zeros)
-    for param in net.trainable_params():
-        unchanged = np.array_equal(param.asnumpy(), before[param.name])
-        assert unchanged == ("gamma" in param.name or "beta" in param.name), param.name
+    parity.assert_zero_gradients_move_all_but_gamma_and_beta(optimizer_cls, mode, weight_decay=0.1,
+                                                             learning_rate=0.01)
 
 
 @MODES
@@ -156,17 +118,8 @@ def test_fixed_gradients_step_by_step(mode, host_apply, monkeypatch):
 def test_model_trains_like_mindspore(mode, loss_scale):
     """What users write: ms.Model with a dataset; with a FixedLossScaleManager (drop_overflow_update=False:
     the train cell scales the loss and, as nn.AdamWeightDecay has no loss_scale, nothing unscales it)."""
-    xs, ys = (np.stack(arrays) for arrays in zip(*nets.batches(STEPS)))
-    states = []
-    for optimizer_cls in (AdamWeightDecayOffload, nn.AdamWeightDecay):
-        ms.set_context(mode=mode)
-        net = nets.build_net()
-        dataset = ds.NumpySlicesDataset({"x": xs.reshape(-1, *nets.IMAGE_SHAPE), "y": ys.reshape(-1)},
-                                        shuffle=False).batch(nets.BATCH)
-        manager = {} if loss_scale is None else {
-            "loss_scale_manager": FixedLossScaleManager(loss_scale, drop_overflow_update=False)}
-        model = ms.Model(net, nets.loss_fn(), optimizer_cls(net.trainable_params(), weight_decay=0.01,
-                                                             learning_rate=1e-4), **manager)
-        model.train(1, dataset, dataset_sink_mode=False)
-        states.append(nets.state_of(model.train_network))
+    states = [parity.model_state(mode, lambda params: optimizer_cls(params, weight_decay=0.01, learning_rate=1e-4),
+                                 None if loss_scale is None else
+                                 FixedLossScaleManager(loss_scale, drop_overflow_update=False))
+              for optimizer_cls in (AdamWeightDecayOffload, nn.AdamWeightDecay)]
     assert_same_state(*states)

@@ -34,22 +34,9 @@ ms = pytest.importorskip("mindspore")
 from mindspore import Parameter, Tensor, nn  # noqa: E402
 
 from mindspore_offload import AdamOffload, kernel  # noqa: E402
+from support.constructor_cases import kw, net_params, params, raised  # noqa: E402
 
 HAS_MINDSPORE_ADAM_OFFLOAD = hasattr(nn, "AdamOffload")
-
-
-def net_params():
-    net = nn.Dense(3, 2)
-    return net.trainable_params()
-
-
-def params(build):
-    """build(P) -> (params, kwargs) for fresh parameters P = [weight, bias]."""
-    return lambda: build(net_params())
-
-
-def kw(**kwargs):
-    return params(lambda p: (p, kwargs))
 
 
 def other():
@@ -137,15 +124,6 @@ CASES = [
     ("use_nesterov-str", kw(use_nesterov="yes"), TypeError, "type of 'use_nesterov' should be 'bool'"),
     ("use_nesterov-int", kw(use_nesterov=0), TypeError, "type of 'use_nesterov' should be 'bool'"),
 ]
-
-
-def raised(cls, build):
-    args, kwargs = build()
-    try:
-        cls(args, **kwargs)
-    except Exception as e:  # noqa: BLE001 - the type is what is compared
-        return e
-    return None
 
 
 def expected_type(build, recorded):

@@ -17,46 +17,25 @@ import numpy as np
 import pytest
 
 import mindspore as ms
-import mindspore.dataset as ds
-from mindspore import Parameter, Tensor, nn, ops
+from mindspore import Parameter, Tensor, nn
 from mindspore.amp import FixedLossScaleManager
 
 from mindspore_offload import AdamOffload
-from support import nets
+from support import parity
+from support.nets import ShrinkingWeightDecay
+from support.parity import MODES, STEPS, ungrouped
 from support.paths import ROOT
 
 if not hasattr(nn, "AdamOffload"):
     pytest.skip("this MindSpore no longer ships nn.AdamOffload", allow_module_level=True)
 
-MODES = pytest.mark.parametrize("mode", [ms.GRAPH_MODE, ms.PYNATIVE_MODE], ids=["graph", "pynative"])
-STEPS = 20
 RTOL = 1e-5
 ATOL_OF_SCALE = 1e-6  # absolute floor, as a fraction of the array's largest magnitude
 
 
-class ShrinkingWeightDecay(nn.Cell):
-    """A dynamic weight decay: 0.02 / (1 + step)."""
-
-    def construct(self, global_step):
-        step = ops.cast(global_step, ms.float32).reshape(())
-        return 0.02 / (1.0 + step)
-
-
 def grouped_as_in_the_docs(learning_rate=0.1, other_lr=0.01):
     """nn.AdamOffload's docstring example: conv weights decay 0.01, the rest a learning rate of its own."""
-
-    def groups(net):
-        conv_params = list(filter(lambda x: "conv" in x.name, net.trainable_params()))
-        no_conv_params = list(filter(lambda x: "conv" not in x.name, net.trainable_params()))
-        return [{"params": conv_params, "weight_decay": 0.01},
-                {"params": no_conv_params, "lr": other_lr},
-                {"order_params": net.trainable_params()}], dict(learning_rate=learning_rate, weight_decay=0.0)
-
-    return groups
-
-
-def ungrouped(**kwargs):
-    return lambda net: (net.trainable_params(), kwargs)
+    return parity.grouped(0.01, other_lr, learning_rate=learning_rate, weight_decay=0.0)
 
 
 # name: (net -> (params, keyword arguments), loss scale manager, steps). Built afresh for every
@@ -86,13 +65,7 @@ COMPAT_CASES = ("defaults", "nesterov", "grouped_docs_slower")
 def trained(case, optimizer_cls, mode, **extra):
     """Every parameter after the case's steps with `optimizer_cls`; cached, so tests share runs."""
     arguments, manager, steps = CASES[case]
-    make = arguments()
-
-    def factory(net):
-        params, kwargs = make(net)
-        return optimizer_cls(params, **kwargs, **extra)
-
-    return nets.train(factory, steps=steps, mode=mode, loss_scale_manager=manager() if manager else None)
+    return parity.train_case(arguments(), optimizer_cls, mode, steps, manager() if manager else None, **extra)
 
 
 def assert_same_state(ours, theirs, rtol=RTOL):
@@ -110,26 +83,16 @@ def test_trains_like_mindspore_adam_offload(case, mode):
     theirs = trained(case, nn.AdamOffload, mode)
     assert_same_state(ours, theirs)
     assert ours["optimizer.global_step"].tolist() == [CASES[case][2]]
-    for name, initial in nets.initial_weights(nets.LeNet5BN()).items():
-        assert not np.array_equal(ours[name], initial), f"{name} did not train"
+    parity.assert_every_weight_trained(ours)
 
 
 @MODES
 def test_model_with_fixed_loss_scale_manager_matches(mode):
     """What users write: ms.Model with FixedLossScaleManager(1024, drop_overflow_update=False) and the
     optimizer's loss_scale=1024; the same run as the "loss_scale" case, which builds that train cell."""
-    xs, ys = (np.stack(arrays) for arrays in zip(*nets.batches(STEPS)))
-    states = []
-    for optimizer_cls in (AdamOffload, nn.AdamOffload):
-        ms.set_context(mode=mode)
-        net = nets.build_net()
-        dataset = ds.NumpySlicesDataset({"x": xs.reshape(-1, *nets.IMAGE_SHAPE), "y": ys.reshape(-1)},
-                                        shuffle=False).batch(nets.BATCH)
-        model = ms.Model(net, nets.loss_fn(), optimizer_cls(net.trainable_params(), loss_scale=1024.0),
-                         loss_scale_manager=FixedLossScaleManager(1024.0, drop_overflow_update=False))
-        model.train(1, dataset, dataset_sink_mode=False)
-        states.append(nets.state_of(model.train_network))
-    ours, theirs = states
+    ours, theirs = (parity.model_state(mode, lambda params: optimizer_cls(params, loss_scale=1024.0),
+                                       FixedLossScaleManager(1024.0, drop_overflow_update=False))
+                    for optimizer_cls in (AdamOffload, nn.AdamOffload))
     assert ours["optimizer.global_step"].tolist() == [STEPS]
     assert_same_state(ours, theirs)
     assert_same_state(ours, trained("loss_scale", AdamOffload, mode))
@@ -139,26 +102,15 @@ def test_model_with_fixed_loss_scale_manager_matches(mode):
 def test_weight_decay_applies_to_weights_only(mode):
     """The decay has an effect on this net (so the "weight_decay" parity case tests something); the
     filter that spares 'beta' and 'gamma' is shown by the zero-gradient test below."""
-    decayed = trained("weight_decay", AdamOffload, mode)
-    plain = trained("defaults", AdamOffload, mode)
-    for name in ("conv1.weight", "conv2.weight", "fc1.weight"):
-        assert not np.allclose(decayed[name], plain[name], rtol=1e-4, atol=0), name
+    parity.assert_decay_moves_the_weights(trained("weight_decay", AdamOffload, mode),
+                                          trained("defaults", AdamOffload, mode))
 
 
 @MODES
 @pytest.mark.parametrize("optimizer_cls", [AdamOffload, nn.AdamOffload], ids=["ours", "mindspore"])
 def test_zero_gradient_weight_decay_leaves_gamma_and_beta(optimizer_cls, mode):
     """With zero gradients only the decay moves a parameter: the filtered ones stay bit-identical."""
-    ms.set_context(mode=mode)
-    net = nets.build_net()
-    opt = optimizer_cls(net.trainable_params(), weight_decay=0.01)
-    before = {p.name: p.asnumpy().copy() for p in net.trainable_params()}
-    zeros = tuple(Tensor(np.zeros(p.shape, np.float32)) for p in net.trainable_params())
-    for _ in range(3):
-        opt(zeros)
-    for param in net.trainable_params():
-        unchanged = np.array_equal(param.asnumpy(), before[param.name])
-        assert unchanged == ("gamma" in param.name or "beta" in param.name), param.name
+    parity.assert_zero_gradients_move_all_but_gamma_and_beta(optimizer_cls, mode, weight_decay=0.01)
 
 
 @MODES

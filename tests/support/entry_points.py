@@ -42,3 +42,22 @@ def written(w, dtype, every=3):
     param = w.astype(dtype)
     param[::every] = (w[::every] * 2.0 + 1.0).astype(dtype)
     return param
+
+
+def with_fault(arrays, case, scalar):
+    """An entry's arrays (its inputs, the gradient at index 8, then its output) and the dtypes to name,
+    with one fault: "too few" (the output left out), "float16 gradient" (the gradient's dtype named
+    float16), "size mismatch" (the gradient one element short) or "empty scalar" (the array at index
+    `scalar` empty). Any other case comes back as it was, for the caller to break. Returns (arrays,
+    dtypes); dtypes is None where the arrays' own are named."""
+    arrays, dtypes = list(arrays), None
+    if case == "too few":
+        arrays = arrays[:-1]
+    elif case == "float16 gradient":
+        dtypes = [str(a.dtype) for a in arrays]
+        dtypes[8] = "float16"
+    elif case == "size mismatch":
+        arrays[8] = arrays[8][:32].copy()
+    elif case == "empty scalar":
+        arrays[scalar] = np.empty((0,), np.float32)
+    return arrays, dtypes

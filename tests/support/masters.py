@@ -3,9 +3,10 @@ values and gradients for it, the optimizer settings the tests run, and the bits 
 import numpy as np
 
 import mindspore as ms
-from mindspore import Parameter, Tensor, nn, ops
+from mindspore import Parameter, Tensor, nn
 
 from mindspore_offload import AdamOffload, AdamWeightDecayOffload
+from support.nets import ShrinkingWeightDecay
 
 STEPS = 20
 # name -> (ms dtype, shape); the float32 one takes the float32 path beside the 16-bit ones
@@ -65,23 +66,10 @@ def gradient_sequence(seed=1, layout=LAYOUT):
     return steps
 
 
-def make_optimizer(holder, case):
-    params = holder.params
-    if case["groups"]:
-        first = [p for p in params if p.name in ("w16", "w32")]
-        rest = [p for p in params if p.name not in ("w16", "w32")]
-        params = [{"params": first, "weight_decay": 0.05, "lr": 0.02}, {"params": rest, "lr": 0.005},
-                  {"order_params": holder.params}]
-    weight_decay, learning_rate = case["weight_decay"], 0.01
-    if case.get("dynamic"):  # a learning rate per step and a weight decay computed from the step
-        weight_decay, learning_rate = ShrinkingWeightDecay(), [0.01 / (1 + 0.1 * t) for t in range(STEPS)]
-    return AdamOffload(params, learning_rate=learning_rate, use_nesterov=case["nesterov"], weight_decay=weight_decay,
-                       loss_scale=case["loss_scale"])
-
-
-def make_adamw_optimizer(holder, case):
-    """AdamWeightDecayOffload for an ADAMW_CASES row (its "gamma16" parameter is spared the decay when
-    ungrouped, by nn.AdamWeightDecay's name filter)."""
+def _arguments(holder, case):
+    """(params, learning_rate, weight_decay) for a CASES or ADAMW_CASES row: the holder's parameters or
+    two groups of them, and a fixed rate and decay or, for a "dynamic" row, a learning rate per step and
+    a weight decay computed from the step."""
     params = holder.params
     if case["groups"]:
         first = [p for p in params if p.name in ("w16", "w32")]
@@ -91,6 +79,19 @@ def make_adamw_optimizer(holder, case):
     weight_decay, learning_rate = case["weight_decay"], 0.01
     if case.get("dynamic"):
         weight_decay, learning_rate = ShrinkingWeightDecay(), [0.01 / (1 + 0.1 * t) for t in range(STEPS)]
+    return params, learning_rate, weight_decay
+
+
+def make_optimizer(holder, case):
+    params, learning_rate, weight_decay = _arguments(holder, case)
+    return AdamOffload(params, learning_rate=learning_rate, use_nesterov=case["nesterov"], weight_decay=weight_decay,
+                       loss_scale=case["loss_scale"])
+
+
+def make_adamw_optimizer(holder, case):
+    """AdamWeightDecayOffload for an ADAMW_CASES row (its "gamma16" parameter is spared the decay when
+    ungrouped, by nn.AdamWeightDecay's name filter)."""
+    params, learning_rate, weight_decay = _arguments(holder, case)
     return AdamWeightDecayOffload(params, learning_rate=learning_rate, weight_decay=weight_decay)
 
 
@@ -100,11 +101,6 @@ ADAMW_CASES = {
     "groups": dict(groups=True, weight_decay=0.0),
     "dynamic lr and decay": dict(groups=False, weight_decay=None, dynamic=True),
 }
-
-
-class ShrinkingWeightDecay(nn.Cell):
-    def construct(self, global_step):
-        return 0.02 / (1.0 + ops.cast(global_step, ms.float32).reshape(()))
 
 
 def as_tensor(name, g, float32_everywhere):
@@ -136,3 +132,19 @@ def assert_masters_follow(reference, net16, opt32, opt16):
         assert b.dtype == ms.float32 and a.name == b.name
         np.testing.assert_array_equal(bits(a), bits(b), err_msg=a.name)
     return masters
+
+
+def check_trajectory(make_optimizer, case, layout):
+    """The same gradients through `make_optimizer(holder, case)` on float32 parameters and on `layout`'s
+    16-bit ones: the masters follow (assert_masters_follow), one per 16-bit parameter, and the 16-bit
+    parameters moved. Returns the 16-bit run's optimizer."""
+    values = initial_values(layout=layout)
+    reference, net16 = Holder(values, True), Holder(values, False)
+    opt32, opt16 = make_optimizer(reference, case), make_optimizer(net16, case)
+    for step in gradient_sequence(layout=layout):
+        opt32(tuple(as_tensor(k, step[k], True) for k in layout))
+        opt16(tuple(as_tensor(k, step[k], False) for k in layout))
+    masters = assert_masters_follow(reference, net16, opt32, opt16)
+    assert sorted(masters) == sorted(k for k, v in layout.items() if v[0] != ms.float32)
+    assert not np.array_equal(bits(net16.params[0]), rne(values["w16"], ms.float16))  # it moved
+    return opt16

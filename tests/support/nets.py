@@ -6,7 +6,7 @@ parameters whatever MindSpore's own random state is, and every batch is a fixed 
 import numpy as np
 
 import mindspore as ms
-from mindspore import Tensor, nn
+from mindspore import Tensor, nn, ops
 
 BATCH = 8  # small keeps 20 steps at ~0.2 s in PyNative on two cores; BatchNorm still sees 8x28x28
 NUM_CLASS = 10
@@ -86,6 +86,14 @@ def batches(steps, seed=1, batch=BATCH, image_shape=IMAGE_SHAPE, num_class=NUM_C
         y = rng.integers(0, num_class, batch).astype(np.int32)
         out.append((x, y))
     return out
+
+
+class ShrinkingWeightDecay(nn.Cell):
+    """A dynamic weight decay: 0.02 / (1 + step)."""
+
+    def construct(self, global_step):
+        step = ops.cast(global_step, ms.float32).reshape(())
+        return 0.02 / (1.0 + step)
 
 
 def loss_fn():

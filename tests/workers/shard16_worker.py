@@ -22,8 +22,7 @@ from mindspore.communication import get_group_size, get_rank, init
 from mindspore.nn.wrap.grad_reducer import DistributedGradReducer
 from mindspore.ops import functional as F
 
-from mindspore_offload.checkpoint import (load_float32_checkpoint, load_param_into_net_checked,
-                                          merge_sharded_checkpoints)
+from mindspore_offload.checkpoint import load_float32_checkpoint, load_param_into_net_checked
 from support.rank_files import RankFiles
 from support.sharded_masters import (DTYPES, FED, HALF, SHARD_MIN_SIZE, STEPS, Holder, Loss, Net16, fed_gradients,
                                      optimizer_for, overwrite, raw)
@@ -101,8 +100,7 @@ class Run16(RankFiles):
         cell = make_cell(net, sharded, False)
         record = {}
         train(cell, net, self.rank, 0, HALF, record)
-        ms.save_checkpoint(cell, self.path(f"{case}_rank{self.rank}.ckpt"))
-        open(self.path(f"{case}_rank{self.rank}.done"), "w").close()
+        self.save_checkpoint(cell, case)
         train(cell, net, self.rank, HALF, STEPS - HALF, record)
         self.save(case, {**state(cell), **record})
 
@@ -168,12 +166,9 @@ def two_ranks(run, ranks):
     for net in ("net", "fed"):
         run.checkpoint_then_resume(f"{net}_plain", net, sharded=False)
         run.checkpoint_then_resume(f"{net}_shard", net, sharded=True)
-    run.wait_for([f"net_shard_rank{r}.done" for r in range(ranks)])
+    merged = run.merge_checkpoints("net_shard", ranks)
     if run.rank == 0:
-        merge_sharded_checkpoints([run.path(f"net_shard_rank{r}.ckpt") for r in range(ranks)],
-                                  out=run.path("merged.tmp.ckpt"))
-        os.replace(run.path("merged.tmp.ckpt"), run.path("merged.ckpt"))
-        float32_checkpoint(run.path("merged.ckpt"), run.path("float32.ckpt"))
+        float32_checkpoint(merged, run.path("float32.ckpt"))
     run.wait_for(["merged.ckpt", "float32.ckpt"])
     run.resume("net_shard_to_plain", "net", run.path("merged.ckpt"), sharded=False)
     run.resume("net_plain_to_shard", "net", run.path(f"net_plain_rank{run.rank}.ckpt"), sharded=True)

@@ -19,48 +19,28 @@ from mindspore import Parameter, Tensor, nn
 from mindspore.communication import get_group_size, get_rank, init
 
 from mindspore_offload import AdamWeightDecayOffload
-from mindspore_offload.checkpoint import load_param_into_net_checked, merge_sharded_checkpoints
+from mindspore_offload.checkpoint import load_param_into_net_checked
+from support.odd_net import OddTrunk, load_strictly, seeded, state, train, train_cell
 from support.rank_files import RankFiles
 
 HALF = 3
 
 
-class OddNet(nn.Cell):
-    """Parameters of 231, 33, 1023, 31, 93, 3 and 1 elements; "gamma" is spared the decay by name."""
+class OddNet(OddTrunk):
+    """The trunk's parameters and a one-element "gamma", spared the decay by name."""
 
     def __init__(self):
         super().__init__()
-        self.fc1 = nn.Dense(7, 33)
-        self.fc2 = nn.Dense(33, 31)
-        self.fc3 = nn.Dense(31, 3)
         self.gamma = Parameter(Tensor(np.ones(1, np.float32)), name="gamma")
-        self.tanh = nn.Tanh()
 
     def construct(self, x):
-        return self.fc3(self.tanh(self.fc2(self.tanh(self.fc1(x))))) * self.gamma
+        return self.trunk(x) * self.gamma
 
 
 def make_cell(sharded, optimizer_class=AdamWeightDecayOffload):
-    net = OddNet()
-    rng = np.random.default_rng(0)
-    for param in net.trainable_params():
-        param.set_data(Tensor((0.3 * rng.standard_normal(param.shape)).astype(np.float32)))
+    net = seeded(OddNet())
     kwargs = {"shard_state": True} if sharded else {}
-    optimizer = optimizer_class(net.trainable_params(), learning_rate=0.01, weight_decay=0.05, **kwargs)
-    cell = nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), optimizer)
-    cell.set_train()
-    return cell
-
-
-def train(cell, rank, first_step, steps):
-    for step in range(first_step, first_step + steps):
-        rng = np.random.default_rng(1000 * rank + step)
-        cell(Tensor(rng.standard_normal((8, 7)).astype(np.float32)),
-             Tensor(rng.standard_normal((8, 3)).astype(np.float32)))
-
-
-def state(cell):
-    return {name: param.asnumpy().copy() for name, param in cell.parameters_and_names()}
+    return train_cell(net, optimizer_class(net.trainable_params(), learning_rate=0.01, weight_decay=0.05, **kwargs))
 
 
 HALVES = {"w16": (ms.float16, (231,)), "wbf": (ms.bfloat16, (1023,)), "w32": (ms.float32, (93,))}
@@ -98,21 +78,15 @@ def main():
     ms.set_context(mode=ms.GRAPH_MODE)
     cell = make_cell(True)
     train(cell, run.rank, 0, HALF)
-    ms.save_checkpoint(cell, run.path(f"half_rank{run.rank}.ckpt"))
-    open(run.path(f"half_rank{run.rank}.done"), "w").close()
-    run.wait_for([f"half_rank{r}.done" for r in range(ranks)])
-    if run.rank == 0:
-        merge_sharded_checkpoints([run.path(f"half_rank{r}.ckpt") for r in range(ranks)],
-                                  out=run.path("merged.tmp.ckpt"))
-        os.replace(run.path("merged.tmp.ckpt"), run.path("merged.ckpt"))
+    run.save_checkpoint(cell, "half")
+    run.merge_checkpoints("half", ranks)
     run.wait_for(["merged.ckpt"])
     resumed = make_cell(False)
     load_param_into_net_checked(resumed, run.path("merged.ckpt"))
     train(resumed, run.rank, HALF, HALF)
     run.save("merged_to_plain", state(resumed))
     theirs = make_cell(False, nn.AdamWeightDecay)
-    not_loaded, _ = ms.load_param_into_net(theirs, ms.load_checkpoint(run.path("merged.ckpt")), strict_load=True)
-    assert not not_loaded, not_loaded
+    load_strictly(theirs, run.path("merged.ckpt"))
     train(theirs, run.rank, HALF, HALF)
     run.save("merged_to_mindspore", state(theirs))
     sixteen_bit(run, "sixteen_plain", False)

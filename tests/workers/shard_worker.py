@@ -18,32 +18,26 @@ from mindspore import Parameter, Tensor, nn
 from mindspore.communication import get_group_size, get_rank, init
 
 from mindspore_offload import AdamOffload
-from mindspore_offload.checkpoint import load_param_into_net_checked, merge_sharded_checkpoints
+from mindspore_offload.checkpoint import load_param_into_net_checked
+from support.odd_net import OddTrunk, load_strictly, seeded, state, train, train_cell
 from support.rank_files import RankFiles
 
 HALF = 3  # steps before and after each checkpoint
 
 
-class OddNet(nn.Cell):
-    """Parameters of 231, 33, 1023, 31, 93, 3 and 1 elements: slices that end in padding for 2 and 3 ranks."""
+class OddNet(OddTrunk):
+    """The trunk's parameters and a one-element "scale" (decayed: the filter spares only beta and gamma)."""
 
     def __init__(self):
         super().__init__()
-        self.fc1 = nn.Dense(7, 33)
-        self.fc2 = nn.Dense(33, 31)
-        self.fc3 = nn.Dense(31, 3)
         self.scale = Parameter(Tensor(np.ones(1, np.float32)), name="scale")
-        self.tanh = nn.Tanh()
 
     def construct(self, x):
-        return self.fc3(self.tanh(self.fc2(self.tanh(self.fc1(x))))) * self.scale
+        return self.trunk(x) * self.scale
 
 
 def make_cell(sharded, nesterov, optimizer_class=AdamOffload):
-    net = OddNet()
-    rng = np.random.default_rng(0)
-    for param in net.trainable_params():
-        param.set_data(Tensor((0.3 * rng.standard_normal(param.shape)).astype(np.float32)))
+    net = seeded(OddNet())
     params = net.trainable_params()
     first = [net.fc1.weight, net.fc1.bias]
     groups = [{"params": first, "lr": 0.02, "weight_decay": 0.01},
@@ -51,20 +45,7 @@ def make_cell(sharded, nesterov, optimizer_class=AdamOffload):
               {"order_params": params}]
     kwargs = {"shard_state": True} if sharded else {}
     optimizer = optimizer_class(groups, learning_rate=0.01, weight_decay=0.001, use_nesterov=nesterov, **kwargs)
-    cell = nn.TrainOneStepCell(nn.WithLossCell(net, nn.MSELoss()), optimizer)
-    cell.set_train()
-    return cell
-
-
-def train(cell, rank, first_step, steps):
-    for step in range(first_step, first_step + steps):
-        rng = np.random.default_rng(1000 * rank + step)
-        cell(Tensor(rng.standard_normal((8, 7)).astype(np.float32)),
-             Tensor(rng.standard_normal((8, 3)).astype(np.float32)))
-
-
-def state(cell):
-    return {name: param.asnumpy().copy() for name, param in cell.parameters_and_names()}
+    return train_cell(net, optimizer)
 
 
 class Run(RankFiles):
@@ -77,8 +58,7 @@ class Run(RankFiles):
         """Trains HALF steps, saves this rank's checkpoint, trains HALF more: an uninterrupted run."""
         cell = make_cell(sharded, nesterov)
         train(cell, self.rank, 0, HALF)
-        ms.save_checkpoint(cell, self.path(f"{case}_rank{self.rank}.ckpt"))
-        open(self.path(f"{case}_rank{self.rank}.done"), "w").close()
+        self.save_checkpoint(cell, case)
         train(cell, self.rank, HALF, HALF)
         self.save(case, state(cell))
 
@@ -87,8 +67,7 @@ class Run(RankFiles):
         if optimizer_class is AdamOffload:
             load_param_into_net_checked(cell, checkpoint)
         else:
-            not_loaded, _ = ms.load_param_into_net(cell, ms.load_checkpoint(checkpoint), strict_load=True)
-            assert not not_loaded, not_loaded
+            load_strictly(cell, checkpoint)
         train(cell, self.rank, HALF, HALF)
         self.save(case, state(cell))
 
@@ -107,11 +86,7 @@ def two_ranks(run, ranks):
     ms.set_context(mode=ms.GRAPH_MODE)
     run.checkpoint_then_resume("plain", sharded=False, nesterov=False)
     run.checkpoint_then_resume("shard", sharded=True, nesterov=False)
-    run.wait_for([f"shard_rank{r}.done" for r in range(ranks)])
-    if run.rank == 0:
-        merge_sharded_checkpoints([run.path(f"shard_rank{r}.ckpt") for r in range(ranks)],
-                                  out=run.path("merged.tmp.ckpt"))
-        os.replace(run.path("merged.tmp.ckpt"), run.path("merged.ckpt"))
+    run.merge_checkpoints("shard", ranks)
     run.wait_for(["merged.ckpt"])
     run.resume("shard_to_plain", run.path("merged.ckpt"), sharded=False, nesterov=False)
     run.resume("plain_to_shard", run.path(f"plain_rank{run.rank}.ckpt"), sharded=True, nesterov=False)
