@@ -27,11 +27,13 @@ def test_names_and_shapes_equal_nn_adam_weight_decay(tmp_path):
 PAIRS = [("ours", "ours"), ("ours", "mindspore"), ("mindspore", "ours")]
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("source, target", PAIRS, ids=[f"{s}-to-{t}" for s, t in PAIRS])
 def test_checkpoint_loads_completely_across_implementations(source, target, tmp_path):
     cells.assert_loads_completely(make_cell, source, target, tmp_path)
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("first, then", [("ours", "ours"), ("mindspore", "ours"), ("ours", "mindspore")])
 def test_resuming_equals_an_uninterrupted_run(first, then, tmp_path):
     resumed, straight = cells.resumed_and_straight(make_cell, first, then, tmp_path, load_param_into_net_checked)

@@ -41,6 +41,7 @@ def fixed_run(mode, dtype, steps=6):
     return names, start, grads, trace
 
 
+@pytest.mark.compat
 @MODES
 @pytest.mark.parametrize("host_apply", ["1", "0"], ids=["in-place", "device-path"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=["float32", "float16"])
