@@ -77,7 +77,8 @@ def test_signature_and_defaults_are_mindspores():
     assert list(ours)[:len(theirs)] == list(theirs)
     for name, param in theirs.items():
         assert ours[name].default == param.default, name
-    assert list(ours)[len(theirs):] == ["shard_state"]
+    assert list(ours)[len(theirs):] == ["shard_state", "rounding"]
+    assert ours["rounding"].kind is inspect.Parameter.KEYWORD_ONLY and ours["rounding"].default == "double"
 
 
 # Ours only.
@@ -89,8 +90,9 @@ def test_signature_and_defaults_are_mindspores():
     (dict(weight_decay=1e39), "'weight_decay' must be finite in float32"),
     (dict(learning_rate=[0.1, float("inf")]), "it is inf at step 1"),
     (dict(shard_state=1), "type of 'shard_state' should be 'bool'"),
+    (dict(rounding="fast"), "the 'rounding' must be 'double' or 'float32', but got 'fast'"),
 ], ids=["nan-beta1", "eps-beyond-float32", "beta2-rounds-to-1", "weight_decay-beyond-float32", "lr-list-inf",
-        "shard_state-int"])
+        "shard_state-int", "rounding-unknown"])
 def test_values_that_break_in_float32_are_refused(kwargs, message):
     with pytest.raises((ValueError, TypeError), match=message):
         AdamWeightDecayOffload(net_params(), **kwargs)
