@@ -116,9 +116,10 @@ export QEMU_LD_PREFIX=$SYSROOT PYTHONNOUSERSITE=1 PYTHONDONTWRITEBYTECODE=1
 
 step "cross-build _C and _bench for aarch64"
 # The emulated Python runs setup.py, so the build takes aarch64's sources, flags and EXT_SUFFIX as a native
-# aarch64 build would; the compiler is the x86-64 cross GCC (a native program, started through execve).
+# aarch64 build would; the compiler is the x86-64 cross GCC (a native program, started through execve). All
+# its files stay in $DIR, so an empty $DIR means a fresh build.
 PYTHONPATH=$SITE CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LDSHARED="aarch64-linux-gnu-g++ -shared" \
-  MINDSPORE_OFFLOAD_BENCH=1 "$APY" setup.py -q build_ext --inplace --build-temp "$DIR/temp" \
+  MINDSPORE_OFFLOAD_BENCH=1 "$APY" setup.py -q build_ext --inplace --build-temp "$DIR/temp" --build-lib "$DIR/lib" \
   --include-dirs "$SYSROOT/usr/include/python3.11:$SYSROOT/usr/include"
 for so in _C _bench; do  # an ELF for machine 183 (EM_AARCH64)
   [ "$(od -An -tu2 -j18 -N2 "mindspore_offload/$so.cpython-311-aarch64-linux-gnu.so" | tr -d ' ')" = 183 ] ||
