@@ -36,7 +36,7 @@ test: $(BUILT) $(LAB)
 # The aarch64 build under qemu-user (tools/test_aarch64.sh, docs/hosts.md): cross compiler, arm64 Python and
 # MindSpore's aarch64 wheel set up once in build/aarch64, then its digests against this x86 build's and the
 # CI set of tests at the neon and scalar levels, with parity against aarch64 MindSpore (.ci/run runs it).
-# AARCH64_FULL=1 runs the full set (about 45 minutes). Needs root or sudo for apt-get and binfmt_misc.
+# AARCH64_FULL=1 runs the full set (about an hour here). Needs root or sudo for apt-get and binfmt_misc.
 test-aarch64: $(BUILT) $(LAB)
 	HOST_PY="$(abspath $(PY))" tools/test_aarch64.sh
 

@@ -135,14 +135,15 @@ PYTHONPATH=$REPO "$HOST_PY" tests/support/digest.py --quick --json "$DIR/digest-
 PYTHONPATH=$REPO:$SITE "$APY" tests/support/digest.py --quick --levels "$ARM_LEVELS" --json "$DIR/digest-aarch64.json" >/dev/null
 "$HOST_PY" tests/support/digest.py --compare "$DIR/digest-x86_64.json" "$DIR/digest-aarch64.json"
 
-# What pytest runs under emulation. The default is the CI set (.ci/run; about 10 of the run's 20-odd minutes on
-# 2 shared vCPUs, docs/hosts.md): the kernel, entry-point, AdamW and 16-bit master tests at the neon and scalar
-# levels and every thread count, and optimizer-level parity on aarch64 MindSpore in GRAPH_MODE and PyNative
-# (nn.AdamOffload with float32 parameters; the masters of float16, bfloat16 and float32 parameters against the
-# float32 path; nn.AdamWeightDecay step by step). It leaves out what costs minutes under qemu and checks
-# nothing aarch64-specific: the slicing property test (12 minutes; its arithmetic is Python and the slice
-# entries run in test_custom_op_entry.py, test_adamw_entry.py, masters/test_slice_entry.py and the digests)
-# and the tests that start MindSpore or the package in subprocesses to read their environment handling.
+# What pytest runs under emulation. The default is the CI set (.ci/run; 5 of the run's 12 minutes from nothing
+# on 2 quiet vCPUs, about twice that under load, docs/hosts.md): the kernel, entry-point, AdamW and 16-bit
+# master tests at the neon and scalar levels and every thread count, and optimizer-level parity on aarch64
+# MindSpore in GRAPH_MODE and PyNative (nn.AdamOffload with float32 parameters; the masters of float16,
+# bfloat16 and float32 parameters against the float32 path; nn.AdamWeightDecay step by step). It leaves out
+# what costs minutes under qemu and checks nothing aarch64-specific: the slicing property test (12 minutes
+# under load; its arithmetic is Python and the slice entries run in test_custom_op_entry.py,
+# test_adamw_entry.py, masters/test_slice_entry.py and the digests) and the tests that start MindSpore or the
+# package in subprocesses to read their environment handling.
 # AARCH64_FULL=1 (`AARCH64_FULL=1 make test-aarch64`) runs the full set instead: tests/kernel but the idle-CPU
 # timing of test_threads_idle.py (test_portability.py and the tests that pin MindSpore's x86 rounding skip
 # themselves off x86-64, saying so), tests/entry_points, the master kernel and entry tests, the AdamW parity
