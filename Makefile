@@ -34,9 +34,9 @@ test: $(BUILT) $(LAB)
 	PATH="$(abspath $(VENV))/bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 # The aarch64 build under qemu-user (tools/test_aarch64.sh, docs/hosts.md): cross compiler, arm64 Python and
-# MindSpore's aarch64 wheel set up once in build/aarch64, then the NEON level's tests, its digests against
-# this x86 build's, and parity with nn.AdamOffload on aarch64 MindSpore. Needs root or sudo for apt-get and
-# binfmt_misc the first time.
+# MindSpore's aarch64 wheel set up once in build/aarch64, then its digests against this x86 build's and the
+# CI set of tests at the neon and scalar levels, with parity against aarch64 MindSpore (.ci/run runs it).
+# AARCH64_FULL=1 runs the full set (about an hour here). Needs root or sudo for apt-get and binfmt_misc.
 test-aarch64: $(BUILT) $(LAB)
 	HOST_PY="$(abspath $(PY))" tools/test_aarch64.sh
 

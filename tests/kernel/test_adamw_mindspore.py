@@ -1,7 +1,8 @@
 """The AdamW kernel bit for bit against MindSpore's own ops.AdamWeightDecay on the CPU backend.
 
 MindSpore 2.10 rounds every element of a float32 AdamWeightDecay with one scalar loop on a CPU without
-AVX-512 (csrc/adamw.h says how); there every size, level and thread count must match it in every bit. On
+AVX-512 (csrc/adamw.h says how), and on aarch64 with a NEON body and a scalar tail that compute the same
+(docs/hosts.md); there every size, level and thread count must match it in every bit. On
 a CPU with AVX-512 its elements in whole 16s of each thread task take a float32-only vector body instead;
 docs/design.md gives the measured difference, and this test then allows it.
 """

@@ -41,6 +41,28 @@ def widen(g16):
     return g16.astype(np.float32) if g16.dtype == np.float16 else (g16.view(np.uint16).astype(np.uint32) << 16).view(np.float32)
 
 
+def exact_float64(x32):
+    """float32 values as float64, made from their bits with float64 arithmetic on normal numbers only: the
+    float32 -> float64 conversion would flush a subnormal under flush-to-zero (FPCR.FZ, which importing
+    MindSpore turns on in this thread on aarch64). Non-finite elements give meaningless values."""
+    bits = np.ascontiguousarray(x32, dtype=np.float32).view(np.uint32)
+    exponent = ((bits >> 23) & 0xFF).astype(np.int32)
+    fraction = (bits & 0x7FFFFF).astype(np.float64)
+    magnitude = np.where(exponent == 0, np.ldexp(fraction, -149), np.ldexp(fraction + 2.0**23, exponent - 150))
+    return np.where(bits >> 31 == 1, -magnitude, magnitude)
+
+
+def float32_bits(x64):
+    """Finite float64 values rounded to nearest even float32, as bits, subnormals kept whatever this thread's
+    flush-to-zero: below 2^-126 the rounding is done on the count of 2^-149 steps (a float64 integer)."""
+    x64 = np.asarray(x64, dtype=np.float64)
+    tiny = np.abs(x64) < 2.0**-126
+    normal = np.where(tiny, 1.0, x64).astype(np.float32).view(np.uint32)
+    steps = np.rint(np.abs(np.where(tiny, x64, 0.0)) * 2.0**149).astype(np.uint32)  # 2^23 is 2^-126's bits
+    subnormal = steps | (np.signbit(x64).astype(np.uint32) << 31)
+    return np.where(tiny, subnormal, normal)
+
+
 def make_state(n, seed, half):
     rng = np.random.default_rng(seed)
     w = rng.standard_normal(n).astype(np.float32)
@@ -136,6 +158,14 @@ def test_widening_is_exact_at_every_level(half):
     g16 = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(HALVES[half])
     n = g16.size
     c1 = np.float32(1.0) - np.float32(0.9)
+    g = widen(g16)
+    finite = np.isfinite(g)
+    # fma(m=0, beta1, c1 * g) is c1 * g rounded once (-0 becomes +0). The reference is computed exactly, not
+    # in float32: with flush-to-zero on in this thread (aarch64 after MindSpore's import) NumPy's float32
+    # product would flush the subnormal products (bfloat16's subnormals times c1) that the kernel keeps.
+    # float32 * float32 is exact in float64 (48 significant bits), so one rounding to float32 follows.
+    expected = float32_bits(np.float64(c1) * exact_float64(g[finite]))
+    expected[expected == 0x80000000] = 0
     results = {}
     for isa in kernel.available_isas():
         kernel.set_isa(isa)
@@ -143,10 +173,8 @@ def test_widening_is_exact_at_every_level(half):
         with np.errstate(invalid="ignore", over="ignore"):
             kernel.adam_master_step(w, m, v, g16, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, beta1_power=0.9,
                                     beta2_power=0.999)
-            expected = np.float32(0.0) + c1 * widen(g16)  # fma(m=0, beta1, c1 * g): -0 becomes +0
-        finite = np.isfinite(expected)
-        np.testing.assert_array_equal(m[finite].view(np.uint32), expected[finite].view(np.uint32))
-        assert np.array_equal(np.isnan(m), np.isnan(expected)) and np.array_equal(np.isinf(m), np.isinf(expected))
+        np.testing.assert_array_equal(m[finite].view(np.uint32), expected)
+        assert np.array_equal(np.isnan(m), np.isnan(g)) and np.array_equal(np.isinf(m), np.isinf(g))
         results[isa] = (w.view(np.uint32).copy(), m.view(np.uint32).copy(), v.view(np.uint32).copy())
     for r in results.values():
         assert all(np.array_equal(a, b) for a, b in zip(r, results["scalar"]))

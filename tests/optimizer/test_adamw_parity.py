@@ -3,7 +3,9 @@
 MindSpore 2.10 rounds a float32 AdamWeightDecay step with one scalar loop on a CPU without AVX-512, and
 our kernel rounds exactly as that loop does (csrc/adamw.h), so the same LeNet5 trained from the same
 weights on the same batches must come out bit for bit the same: network, moments and step. On an AVX-512
-CPU, MindSpore's vector body rounds differently (docs/design.md), and the runs are compared to 1e-5.
+CPU, MindSpore's vector body rounds differently (docs/design.md), and the runs are compared to 1e-5. On
+aarch64 MindSpore's NEON body and scalar tail compute what that scalar loop does (read from its
+disassembly; docs/hosts.md), and the runs match bit for bit under emulation.
 """
 import functools
 

@@ -20,7 +20,8 @@ The compiled modules are loaded by path (the package's __init__ is not run, so M
 and the digest does not depend on the Python side). Needs only NumPy.
 
 Across machines (`make test-aarch64`, tools/test_aarch64.sh): `--json FILE` also writes the digests as JSON,
-`--quick` leaves out the 2^17 + 5 size (an emulated CPU runs the rest in minutes), and
+`--quick` leaves out the 2^17 + 5 size (an emulated CPU runs the rest in minutes), `--levels neon` makes the
+digests of the levels named only (the CI run of `make test-aarch64` emulates `neon` alone), and
 `--compare A.json B.json` checks that every entry point gives one digest at every level and thread count of
 both files (an x86-64 one with avx512/avx2/scalar and an aarch64 one with neon/scalar, say).
 """
@@ -440,19 +441,22 @@ def abi(lib, h):
             feed(h, call(lib, entry, arrays, names), *copies)
 
 
-def main(quick=False, json_path=None):
+def main(quick=False, json_path=None, levels=None):
     global SIZES
     if quick:
         SIZES = [n for n in SIZES if n < 1 << 17]
     c, c_lib = load("_C")
     bench, bench_lib = load("_bench")
+    isas = c.available_isas() if levels is None else [isa for isa in c.available_isas() if isa in levels]
+    if levels is not None and len(isas) != len(set(levels)):
+        raise SystemExit(f"levels {sorted(set(levels) - set(isas))} are not available here: {c.available_isas()}")
     print("# digest of", c.__file__, "and", bench.__file__)  # not part of the total
     tunings = {"plain": dict(grain=64, stream_min=NEVER, prefetch_min=NEVER),
                "stream": dict(grain=64, stream_min=0, prefetch_min=0)}
     runs = [("C", c, c_lib, None)] + [("lab-" + k, bench, bench_lib, t) for k, t in tunings.items()]
     lines = []
     for entry in ["adam_delta", "adam_apply", "adam_master_step", "adamw_step", "adamw_master_step"] + entry_names():
-        for isa in c.available_isas():
+        for isa in isas:
             for threads in THREADS:
                 h = hashlib.sha256()
                 for name, mod, lib, tuning in runs:
@@ -511,8 +515,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="leave out the 2^17 + 5 size")
     parser.add_argument("--json", metavar="FILE", help="also write the digests to FILE")
+    parser.add_argument("--levels", metavar="L1,L2", help="only these of the build's levels (default: all)")
     parser.add_argument("--compare", nargs="+", metavar="FILE", help="compare --json files; make no digest")
     args = parser.parse_args()
     if args.compare:
         sys.exit(compare(args.compare))
-    main(args.quick, args.json)
+    main(args.quick, args.json, args.levels.split(",") if args.levels else None)
