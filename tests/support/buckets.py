@@ -54,6 +54,45 @@ SHAPES = [(3,), (8,), (17, 3), (1,), (64,), (5, 7), (1000,), (9,), (2, 2, 2), (3
 NAMES = [f"layer{i}.weight" for i in range(len(SHAPES))]
 
 
+def with_fault(arrays, case, *, shared, width, lr_at):
+    """A bucket entry's arrays (`shared` scalars, then `width` columns of k tensors, the output last) with
+    one fault, named by `case`; returns (arrays, dtypes or None). Column 1 is the first moment, the last
+    the gradient, column 3 AdamW's weight decay."""
+    k = (len(arrays) - shared - 1) // width
+    at = lambda column, i: shared + column * k + i  # noqa: E731
+    arrays, dtypes = list(arrays), None
+    if case == "no tensor":
+        arrays = arrays[:shared] + arrays[-1:]
+    elif case.startswith("a tensor short"):
+        arrays = arrays[:-2] + arrays[-1:]
+    elif case.startswith("float16 "):
+        dtypes = [str(a.dtype) for a in arrays]
+        dtypes[at(width - 1 if case == "float16 gradient" else 3, 1)] = "float16"
+    elif case == "moment size":
+        arrays[at(1, 2)] = arrays[at(1, 2)][:3].copy()
+    elif case == "gradient size":
+        arrays[at(width - 1, 0)] = arrays[at(width - 1, 0)][:8].copy()
+    elif case == "empty scalar":
+        arrays[lr_at] = np.empty((0,), np.float32)
+    elif case == "empty weight decay":
+        arrays[at(3, 2)] = np.empty((0,), np.float32)
+    elif case == "empty output":
+        arrays[-1] = np.empty((0,), np.float32)
+    elif case == "step zero":
+        arrays[0] = np.ones((1,), np.float32)
+    else:
+        raise ValueError(case)
+    return arrays, dtypes
+
+
+def assert_unchanged(state, before):
+    """Every tensor of the bucket as it was (a shortened one is a copy, not checked)."""
+    for got, want in zip(state, before):
+        for a, b in zip(got, want):
+            if a.size == b.size:
+                assert np.array_equal(a, b)
+
+
 def make_params(names=NAMES, seed=0):
     """One float32 Parameter per shape of SHAPES, named by ``names``, the same values for the same seed."""
     from mindspore import Parameter, Tensor
