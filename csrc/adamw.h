@@ -28,6 +28,11 @@ namespace mso {
 // Which of MindSpore's two AdamW formulas a pass computes (above).
 enum class AdamWRounding { kDouble, kFloat32 };
 
+// The rounding a "Float32" flag (an entry's name, a binding's argument) asks for.
+constexpr AdamWRounding adamw_rounding(bool float32) {
+  return float32 ? AdamWRounding::kFloat32 : AdamWRounding::kDouble;
+}
+
 // One step's hyper-parameters, as ops.AdamWeightDecay takes them (weight_decay 0: no decay).
 struct AdamWHyper {
   float lr;

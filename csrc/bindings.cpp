@@ -168,10 +168,6 @@ void adam_master_step(py::array master, py::array m, py::array v, py::array grad
   mso::adam_master_run(p.master, p.m, p.v, p.grad, p.param, p.out, p.n, h, prep, p.kind, use_locking);
 }
 
-mso::AdamWRounding rounding(bool float32) {
-  return float32 ? mso::AdamWRounding::kFloat32 : mso::AdamWRounding::kDouble;
-}
-
 // AdamW: `out` is the parameter itself (in place) or a separate array for the new parameter.
 // `float32`: AdamWRounding::kFloat32 (adamw.h), else kDouble.
 void adamw_step(py::array param, py::array m, py::array v, py::array grad, py::array out, float lr, float beta1,
@@ -182,7 +178,8 @@ void adamw_step(py::array param, py::array m, py::array v, py::array grad, py::a
   const FloatPass p = checked_float_pass("adamw_step", buffers, m, v, grad, out);
   auto* wp = static_cast<const float*>(param.data());
   py::gil_scoped_release release;
-  mso::adamw_run(wp, p.m, p.v, p.grad, p.out, p.n, {lr, beta1, beta2, eps, weight_decay, rounding(float32)},
+  mso::adamw_run(wp, p.m, p.v, p.grad, p.out, p.n,
+                 {lr, beta1, beta2, eps, weight_decay, mso::adamw_rounding(float32)},
                  use_locking);
 }
 
@@ -192,7 +189,7 @@ void adamw_master_step(py::array master, py::array m, py::array v, py::array gra
   const MasterPass p = checked_master_pass("adamw_master_step", master, m, v, grad, out, param, half);
   py::gil_scoped_release release;
   mso::adamw_master_run(p.master, p.m, p.v, p.grad, p.param, p.out, p.n,
-                        {lr, beta1, beta2, eps, weight_decay, rounding(float32)}, p.kind, use_locking);
+                        {lr, beta1, beta2, eps, weight_decay, mso::adamw_rounding(float32)}, p.kind, use_locking);
 }
 
 std::vector<std::string> available_isas() {

@@ -150,7 +150,7 @@ struct Args {
   // AdamW's five, which its layouts take in this order from `lr` on: lr, beta1, beta2, eps, weight_decay.
   AdamWHyper adamw_hyper(int lr, const Flags& flags) const {
     return AdamWHyper{scalar(lr),     scalar(lr + 1), scalar(lr + 2), scalar(lr + 3), scalar(lr + 4),
-                      flags.float32 ? AdamWRounding::kFloat32 : AdamWRounding::kDouble};
+                      adamw_rounding(flags.float32)};
   }
 };
 

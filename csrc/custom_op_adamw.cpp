@@ -93,7 +93,7 @@ int adamw_offload_bucket(const Args& call, const Flags& flags, bool /*unused*/) 
   }
   // The shared four are adamw_hyper's first four; its weight_decay (read past them) is each tensor's instead.
   const mso::AdamWHyper h{call.scalar(0), call.scalar(1), call.scalar(2), call.scalar(3), 0.0f,
-                          flags.float32 ? mso::AdamWRounding::kFloat32 : mso::AdamWRounding::kDouble};
+                          mso::adamw_rounding(flags.float32)};
   *call.data<float>(call.count - 1) = 0.0f;
   mso::adamw_run_many(bucket.data(), bucket.size(), h, flags.use_locking);
   return mso::aot::kOk;

@@ -30,7 +30,7 @@ from mindspore.common import dtype as mstype
 from mindspore.ops import composite as C
 from mindspore.ops import functional as F
 
-from mindspore_offload import _sharding
+from mindspore_offload import _sharding, kernel
 from mindspore_offload import _validation as check
 
 
@@ -84,9 +84,8 @@ def choose(has_master, sliced, in_host_memory, rule="adam"):
 # and wake-up are paid off; the bound keeps one op's inputs (and its shape inference) of modest size.
 MAX_BUCKET = 256
 
-# AdamW's two roundings (csrc/adamw.h): "double", the default, is MindSpore's scalar loop (nn.AdamWeightDecay's
-# bits on the CPU backend of a CPU without AVX-512); "float32" its AVX-512 vector body's formula (Adam's speed).
-ROUNDINGS = ("double", "float32")
+# AdamW's two roundings, the default first (kernel.ROUNDINGS, csrc/adamw.h).
+ROUNDINGS = kernel.ROUNDINGS
 
 
 def buckets(kind_names, lr_keys, limit=None):

@@ -320,12 +320,18 @@ def _check_adamw(fn, arrays, hyper, use_locking):
     return [values[k] for k in ("lr", "beta1", "beta2", "eps", "weight_decay")]
 
 
+# AdamW's two roundings (csrc/adamw.h), the default first: "double" is MindSpore's scalar loop (nn.AdamWeightDecay's
+# bits on a CPU without AVX-512), "float32" its AVX-512 vector body's formula (Adam's speed).
+ROUNDINGS = ("double", "float32")
+
+
 def _float32_rounding(fn, rounding):
-    """True for AdamW's "float32" rounding, False for "double" (csrc/adamw.h); anything else raises."""
+    """True for AdamW's "float32" rounding, False for "double"; anything else raises."""
     if not isinstance(rounding, str):
         raise TypeError(f"For '{fn}', the 'rounding' must be a str, but got {type(rounding).__name__}.")
-    if rounding not in ("double", "float32"):
-        raise ValueError(f"For '{fn}', the 'rounding' must be 'double' or 'float32', but got {rounding!r}.")
+    if rounding not in ROUNDINGS:
+        listed = " or ".join(repr(choice) for choice in ROUNDINGS)
+        raise ValueError(f"For '{fn}', the 'rounding' must be {listed}, but got {rounding!r}.")
     return rounding == "float32"
 
 
