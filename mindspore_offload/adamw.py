@@ -20,9 +20,10 @@ class AdamWeightDecayOffload(_host_state.HostStateOptimizer):
     The first and second moment of every parameter (`adam_m` and `adam_v`) are allocated in host memory
     and updated there, with the parameter's decoupled weight decay, by mindspore-offload's C++ kernel
     (the same machinery as :class:`mindspore_offload.AdamOffload`: custom operators pinned to the CPU, one
-    per parameter, or on the CPU backend one per run of float32 parameters that share a learning rate). On the CPU backend the parameter is host memory too and the kernel updates it in
-    place; on a device backend (and on the CPU with ``MINDSPORE_OFFLOAD_HOST_APPLY=0``) the kernel reads
-    the parameter, computes its new value, and the graph assigns it on the device.
+    per parameter, or on the CPU backend one per run of float32 parameters that share a learning rate).
+    On the CPU backend the parameter is host memory too and the kernel updates it in place; on a device
+    backend (and on the CPU with ``MINDSPORE_OFFLOAD_HOST_APPLY=0``) the kernel reads the parameter,
+    computes its new value, and the graph assigns it on the device.
 
     The rule is `nn.AdamWeightDecay`'s, without bias correction. At each step, for a parameter :math:`w`
     with gradient :math:`g`, learning rate :math:`\gamma` and weight decay :math:`\lambda`:
